@@ -1,0 +1,210 @@
+//! The envelope: one stream entry on the wire, and the payload codecs.
+//!
+//! Fields of an entry: `v` (format version), `id` (event UUID v7), `name`, `domain`, `source`,
+//! `ts` (unix ms), `attempt`, `cid` (correlation id, optional), `ct` (content type, `msgpack` or
+//! `json`), `data` (payload bytes). Retries and replays also carry `h`, the comma-separated
+//! handlers still to run (absent: every handler of the group), and may carry `tp`, a W3C
+//! `traceparent`.
+
+use crate::Event;
+
+/// Current wire-format version, written in the `v` field.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Default largest accepted payload (`data` field), in bytes: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// Payload encoding, written in the `ct` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ContentType {
+    /// MessagePack with named fields (`msgpack`), the default.
+    #[default]
+    MsgPack,
+    /// JSON (`json`).
+    Json,
+}
+
+impl ContentType {
+    /// The value written in the `ct` field.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ContentType::MsgPack => "msgpack",
+            ContentType::Json => "json",
+        }
+    }
+
+    /// Parses a `ct` field value.
+    pub fn parse(s: &[u8]) -> Option<Self> {
+        match s {
+            b"msgpack" => Some(ContentType::MsgPack),
+            b"json" => Some(ContentType::Json),
+            _ => None,
+        }
+    }
+
+    /// Serializes an event payload.
+    pub fn encode<E: Event>(self, ev: &E) -> Result<Vec<u8>, String> {
+        match self {
+            ContentType::MsgPack => rmp_serde::to_vec_named(ev).map_err(|e| e.to_string()),
+            ContentType::Json => serde_json::to_vec(ev).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Deserializes an event payload.
+    pub fn decode<E: Event>(self, data: &[u8]) -> Result<E, String> {
+        match self {
+            ContentType::MsgPack => rmp_serde::from_slice(data).map_err(|e| e.to_string()),
+            ContentType::Json => serde_json::from_slice(data).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// One event as stored in a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Event id (UUID v7).
+    pub id: String,
+    /// Event name.
+    pub name: String,
+    /// Event domain.
+    pub domain: String,
+    /// Producer source id.
+    pub source: String,
+    /// Produce time, unix ms.
+    pub ts: u64,
+    /// Attempt this entry is for (1 on first delivery).
+    pub attempt: u32,
+    /// Correlation id.
+    pub cid: Option<String>,
+    /// Payload encoding.
+    pub ct: ContentType,
+    /// Payload bytes.
+    pub data: Vec<u8>,
+    /// Handlers still to run (retries and replays); `None`: every handler of the group.
+    pub handlers: Option<Vec<String>>,
+    /// W3C `traceparent` of the producing span, if any.
+    pub traceparent: Option<String>,
+}
+
+/// Why a stream entry could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// What was wrong, for the dead letter and the logs.
+    pub reason: String,
+    /// The `name` field, when there was a readable one.
+    pub name: Option<String>,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl Envelope {
+    /// The entry's fields in wire order, as `(name, value)` pairs.
+    pub fn to_fields(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut f = Vec::with_capacity(12);
+        f.push(("v", FORMAT_VERSION.to_string().into_bytes()));
+        f.push(("id", self.id.clone().into_bytes()));
+        f.push(("name", self.name.clone().into_bytes()));
+        f.push(("domain", self.domain.clone().into_bytes()));
+        f.push(("source", self.source.clone().into_bytes()));
+        f.push(("ts", self.ts.to_string().into_bytes()));
+        f.push(("attempt", self.attempt.to_string().into_bytes()));
+        if let Some(cid) = &self.cid {
+            f.push(("cid", cid.clone().into_bytes()));
+        }
+        f.push(("ct", self.ct.as_str().as_bytes().to_vec()));
+        if let Some(h) = &self.handlers {
+            f.push(("h", h.join(",").into_bytes()));
+        }
+        if let Some(tp) = &self.traceparent {
+            f.push(("tp", tp.clone().into_bytes()));
+        }
+        f.push(("data", self.data.clone()));
+        f
+    }
+
+    /// Decodes an entry from its fields. Every header field is required (`cid`, `h` and `tp`
+    /// are optional); `data` must not exceed `max_payload` bytes. Unknown fields are ignored.
+    pub fn from_fields<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        fields: &[(K, V)],
+        max_payload: usize,
+    ) -> Result<Envelope, DecodeError> {
+        let get = |k: &str| fields.iter().find(|(n, _)| n.as_ref() == k.as_bytes()).map(|(_, v)| v.as_ref());
+        let name = get("name").and_then(|v| std::str::from_utf8(v).ok()).map(str::to_owned);
+        let fail = |reason: String| DecodeError { reason, name: name.clone() };
+        let text = |k: &str| -> Result<String, DecodeError> {
+            let v = get(k).ok_or_else(|| fail(format!("missing field `{k}`")))?;
+            String::from_utf8(v.to_vec()).map_err(|_| fail(format!("field `{k}` is not UTF-8")))
+        };
+        let number = |k: &str| -> Result<u64, DecodeError> {
+            text(k)?.parse::<u64>().map_err(|_| fail(format!("field `{k}` is not a number")))
+        };
+        let v = number("v")?;
+        if v != u64::from(FORMAT_VERSION) {
+            return Err(fail(format!("unsupported format version {v}")));
+        }
+        let ct_raw = get("ct").ok_or_else(|| fail("missing field `ct`".into()))?;
+        let ct = ContentType::parse(ct_raw)
+            .ok_or_else(|| fail(format!("unknown content type `{}`", String::from_utf8_lossy(ct_raw))))?;
+        let data = get("data").ok_or_else(|| fail("missing field `data`".into()))?;
+        if data.len() > max_payload {
+            return Err(fail(format!("payload of {} bytes is over the limit of {max_payload} bytes", data.len())));
+        }
+        let name_s = text("name")?;
+        if name_s.is_empty() {
+            return Err(fail("empty field `name`".into()));
+        }
+        let attempt = number("attempt")?;
+        let attempt = u32::try_from(attempt).ok().filter(|a| *a >= 1).ok_or_else(|| fail(format!("bad attempt {attempt}")))?;
+        let optional = |k: &str| -> Result<Option<String>, DecodeError> {
+            match get(k) {
+                None => Ok(None),
+                Some(_) => text(k).map(Some),
+            }
+        };
+        Ok(Envelope {
+            id: text("id")?,
+            name: name_s,
+            domain: text("domain")?,
+            source: text("source")?,
+            ts: number("ts")?,
+            attempt,
+            cid: optional("cid")?,
+            ct,
+            data: data.to_vec(),
+            handlers: optional("h")?.map(|h| h.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+            traceparent: optional("tp")?,
+        })
+    }
+
+    /// The [`EventMeta`](crate::EventMeta) of this entry.
+    pub fn meta(&self) -> crate::EventMeta {
+        crate::EventMeta {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            domain: self.domain.clone(),
+            source: self.source.clone(),
+            timestamp_ms: self.ts,
+            attempt: self.attempt,
+            correlation_id: self.cid.clone(),
+        }
+    }
+}
+
+/// Milliseconds since the unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A fresh event id: a UUID v7 (time-ordered).
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

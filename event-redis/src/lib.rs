@@ -1,0 +1,1 @@
+//! Redis Streams backend for event-core (in progress).
