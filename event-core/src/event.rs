@@ -31,6 +31,11 @@ impl std::fmt::Display for Delivery {
 ///
 /// Implemented by `#[broadcast_event]` and `#[anycast_event]`; write those instead of
 /// implementing it by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "not declared with `#[broadcast_event]` or `#[anycast_event]`",
+    note = "the last parameter of a `#[handler]` is the event: a struct declared with `#[broadcast_event(domain = \"...\")]` or `#[anycast_event(domain = \"...\")]`"
+)]
 pub trait Event: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// Event name, unique per delivery mode across the binary (`kernel_started`).
     const NAME: &'static str;
@@ -62,7 +67,7 @@ pub trait BroadcastEvent: Event {}
 pub trait AnycastEvent: Event {}
 
 /// Static description of an event type, registered by the event macros for the catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct EventInfo {
     /// [`Event::NAME`].
     pub name: &'static str,
@@ -74,6 +79,10 @@ pub struct EventInfo {
     pub delivery: Delivery,
     /// [`Event::STREAM`].
     pub stream: &'static str,
+    /// Rust type name of the event (`core::any::type_name`).
+    pub type_name: fn() -> &'static str,
+    /// Type id of the event.
+    pub type_id: fn() -> std::any::TypeId,
 }
 
 impl EventInfo {
@@ -85,6 +94,8 @@ impl EventInfo {
             version: E::VERSION,
             delivery: E::DELIVERY,
             stream: E::STREAM,
+            type_name: std::any::type_name::<E>,
+            type_id: std::any::TypeId::of::<E>,
         }
     }
 }

@@ -56,6 +56,6 @@ impl StateMap {
 }
 
 /// The requirement `State<T>` puts on the dispatcher: the type id and name of `T`.
-pub fn state_requirement<T: 'static>() -> Option<(TypeId, &'static str)> {
+pub(crate) fn state_requirement<T: 'static>() -> Option<(TypeId, &'static str)> {
     Some((TypeId::of::<T>(), std::any::type_name::<T>()))
 }

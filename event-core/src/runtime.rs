@@ -1,0 +1,782 @@
+//! [`RunningDispatcher`]: the read loops, handler invocation, acks, retries and dead letters.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::dispatcher::{EventDispatcher, HandlerSpec, Settings};
+use crate::envelope::{now_ms, Envelope};
+use crate::event::Delivery;
+use crate::handler::{HandlerCall, InvokeError};
+use crate::queue::{
+    due_stream_key, DeadLetter, EntryBody, EntryId, GroupStart, MessageQueue, NewDeadLetter, ReadGroup, SettleCheck,
+    StreamEntry,
+};
+use crate::stats::{HandlerCounters, HandlerStats};
+use crate::state::StateMap;
+use crate::Result;
+
+/// Largest number of entries the group slots of one group allow in flight.
+const MAX_GROUP_SLOTS: usize = 4096;
+
+/// A started dispatcher: reading, handling, acking. Owned, `Send + Sync + 'static`.
+///
+/// Dropping it stops reading without waiting; [`shutdown`](Self::shutdown) also waits for the
+/// handlers in flight and flushes their acks.
+pub struct RunningDispatcher {
+    rt: Option<Arc<Runtime>>,
+    readers: Vec<JoinHandle<()>>,
+    ackers: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for RunningDispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningDispatcher").field("readers", &self.readers.len()).finish_non_exhaustive()
+    }
+}
+
+struct Runtime {
+    queue: Arc<dyn MessageQueue>,
+    settings: Settings,
+    state: StateMap,
+    groups: Vec<Arc<GroupRt>>,
+    broadcast: Option<Arc<BroadcastRt>>,
+    handlers: Vec<Arc<HandlerRt>>,
+}
+
+struct HandlerRt {
+    spec: HandlerSpec,
+    slots: Semaphore,
+}
+
+type Handlers = HashMap<&'static str, Vec<Arc<HandlerRt>>>;
+
+struct GroupRt {
+    name: Arc<str>,
+    mains: Vec<Arc<str>>,
+    reads: Vec<Arc<str>>,
+    main_of: HashMap<Arc<str>, Arc<str>>,
+    handlers: Handlers,
+    slots: Arc<Semaphore>,
+    capacity: usize,
+    held: Mutex<HashSet<(Arc<str>, EntryId)>>,
+    acks: mpsc::UnboundedSender<(Arc<str>, EntryId)>,
+}
+
+struct BroadcastRt {
+    handlers: Handlers,
+    slots: Arc<Semaphore>,
+    capacity: usize,
+    progress: Mutex<BroadcastProgress>,
+}
+
+struct BroadcastProgress {
+    cursors: Vec<(Arc<str>, EntryId)>,
+    in_flight: usize,
+}
+
+/// How one invocation ended.
+enum Outcome {
+    Success,
+    Failed { kind: FailKind, error: String },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FailKind {
+    Error,
+    Panic,
+    Timeout,
+    /// The payload does not decode into the handler's event: no retry can help.
+    Decode,
+    /// Delivered more times than the handler's attempts without an outcome.
+    Exhausted,
+}
+
+impl FailKind {
+    fn outcome_label(self) -> &'static str {
+        match self {
+            FailKind::Panic => "panic",
+            FailKind::Timeout => "timeout",
+            FailKind::Error | FailKind::Decode | FailKind::Exhausted => "error",
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Retries a queue operation a few times with backoff; `false` if it kept failing (the entry
+/// then stays pending and comes back through reclaim: at-least-once, never lost).
+async fn persist<F, Fut>(what: &str, mut op: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut delay = Duration::from_millis(20);
+    for attempt in 1..=8 {
+        match op().await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    false
+}
+
+impl Runtime {
+    fn decode(&self, entry: &StreamEntry) -> std::result::Result<Arc<Envelope>, crate::envelope::DecodeError> {
+        match &entry.body {
+            EntryBody::Envelope(env) => Ok(env.clone()),
+            EntryBody::Fields(fields) => Envelope::from_fields(fields, self.settings.max_payload).map(Arc::new),
+        }
+    }
+
+    /// Runs one handler on one envelope, counting and tracing the outcome.
+    async fn invoke(&self, h: &HandlerRt, env: &Envelope, attempt: u32, group: &str) -> Outcome {
+        let Ok(_permit) = h.slots.acquire().await else {
+            return Outcome::Failed { kind: FailKind::Error, error: "handler closed".into() };
+        };
+        let span = tracing::info_span!(
+            "event.handle",
+            event = %env.name,
+            event_id = %env.id,
+            attempt,
+            handler = %h.spec.name,
+            group,
+            correlation_id = env.cid.as_deref().unwrap_or(""),
+        );
+        let started = Instant::now();
+        let call = HandlerCall::new(env, attempt, &self.state);
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (h.spec.invoke)(&call))) {
+            Err(p) => Outcome::Failed { kind: FailKind::Panic, error: format!("handler panicked: {}", panic_message(&*p)) },
+            Ok(Err(InvokeError::Decode(reason))) => Outcome::Failed { kind: FailKind::Decode, error: reason },
+            Ok(Err(InvokeError::Extract(e))) => Outcome::Failed { kind: FailKind::Error, error: e.to_string() },
+            Ok(Ok(fut)) => {
+                let run = AssertUnwindSafe(fut).catch_unwind();
+                let result = match h.spec.timeout {
+                    None => Some(run.instrument(span.clone()).await),
+                    Some(limit) => tokio::time::timeout(limit, run.instrument(span.clone())).await.ok(),
+                };
+                match result {
+                    None => Outcome::Failed {
+                        kind: FailKind::Timeout,
+                        error: format!("handler timed out after {:?}", h.spec.timeout.unwrap_or_default()),
+                    },
+                    Some(Err(p)) => Outcome::Failed {
+                        kind: FailKind::Panic,
+                        error: format!("handler panicked: {}", panic_message(&*p)),
+                    },
+                    Some(Ok(Err(e))) => Outcome::Failed { kind: FailKind::Error, error: e.to_string() },
+                    Some(Ok(Ok(()))) => Outcome::Success,
+                }
+            }
+        };
+        let event = h.spec.event.name;
+        let handler = h.spec.name.to_string();
+        metrics::histogram!("event_handler_duration_seconds", "event" => event, "handler" => handler.clone())
+            .record(started.elapsed().as_secs_f64());
+        let c = &h.spec.counters;
+        match &outcome {
+            Outcome::Success => {
+                HandlerCounters::bump(&c.handled);
+                metrics::counter!("events_handled_total", "event" => event, "handler" => handler, "outcome" => "success")
+                    .increment(1);
+            }
+            Outcome::Failed { kind, error } => {
+                HandlerCounters::bump(&c.failed);
+                match kind {
+                    FailKind::Panic => HandlerCounters::bump(&c.panicked),
+                    FailKind::Timeout => HandlerCounters::bump(&c.timed_out),
+                    _ => {}
+                }
+                let _enter = span.enter();
+                tracing::warn!(error = %error, "handler failed");
+                metrics::counter!("events_handled_total", "event" => event, "handler" => handler, "outcome" => kind.outcome_label())
+                    .increment(1);
+            }
+        }
+        outcome
+    }
+
+    async fn process_anycast(&self, g: &GroupRt, entry: &StreamEntry) {
+        let Some(main) = g.main_of.get(&entry.stream).cloned() else { return };
+        let env = match self.decode(entry) {
+            Ok(env) => env,
+            Err(e) => {
+                metrics::counter!("event_decode_errors_total", "stream" => main.to_string()).increment(1);
+                tracing::warn!(stream = %main, id = %entry.id, reason = %e, "undecodable entry; dead-lettering it");
+                let error = format!("undecodable entry: {e}");
+                let letter = NewDeadLetter { handler: "", error: &error, attempts: entry.deliveries };
+                persist("dead-lettering", || self.queue.dead_letter(&g.name, &main, entry, letter.clone())).await;
+                return;
+            }
+        };
+        let handlers: Vec<&Arc<HandlerRt>> = match g.handlers.get(env.name.as_str()) {
+            Some(hs) => hs
+                .iter()
+                .filter(|h| env.handlers.as_ref().is_none_or(|only| only.iter().any(|n| **n == *h.spec.name)))
+                .collect(),
+            None => Vec::new(),
+        };
+        if handlers.is_empty() {
+            metrics::counter!("events_skipped_total", "stream" => main.to_string(), "group" => g.name.to_string())
+                .increment(1);
+            let _ = g.acks.send((entry.stream.clone(), entry.id));
+            return;
+        }
+        let attempt = env.attempt.saturating_add(entry.deliveries.saturating_sub(1));
+        let runs = handlers.iter().map(|h| {
+            let env = &env;
+            async move {
+                let outcome = if attempt > h.spec.retry.max_attempts {
+                    HandlerCounters::bump(&h.spec.counters.failed);
+                    Outcome::Failed {
+                        kind: FailKind::Exhausted,
+                        error: format!(
+                            "delivered {} times without an outcome (a consumer probably crashed while handling it)",
+                            entry.deliveries
+                        ),
+                    }
+                } else {
+                    self.invoke(h, env, attempt, &g.name).await
+                };
+                (*h, outcome)
+            }
+        });
+        let outcomes = futures_util::future::join_all(runs).await;
+        let mut retry_names = Vec::new();
+        let mut retry_delay: Option<Duration> = None;
+        let mut any_failed = false;
+        for (h, outcome) in outcomes {
+            let Outcome::Failed { kind, error } = outcome else { continue };
+            any_failed = true;
+            let event = h.spec.event.name;
+            let final_attempt =
+                matches!(kind, FailKind::Decode | FailKind::Exhausted) || attempt >= h.spec.retry.max_attempts;
+            if final_attempt {
+                let letter = NewDeadLetter { handler: &h.spec.name, error: &error, attempts: attempt };
+                persist("dead-lettering", || self.queue.dead_letter(&g.name, &main, entry, letter.clone())).await;
+                HandlerCounters::bump(&h.spec.counters.dead_lettered);
+                metrics::counter!("events_handled_total", "event" => event, "handler" => h.spec.name.to_string(), "outcome" => "dead_letter")
+                    .increment(1);
+                metrics::counter!("events_dead_lettered_total", "stream" => main.to_string(), "group" => g.name.to_string())
+                    .increment(1);
+            } else {
+                retry_names.push(h.spec.name.to_string());
+                let d = h.spec.retry.delay(attempt);
+                retry_delay = Some(retry_delay.map_or(d, |cur| cur.min(d)));
+                HandlerCounters::bump(&h.spec.counters.retried);
+                metrics::counter!("events_handled_total", "event" => event, "handler" => h.spec.name.to_string(), "outcome" => "retry")
+                    .increment(1);
+            }
+        }
+        if !any_failed {
+            let _ = g.acks.send((entry.stream.clone(), entry.id));
+        } else if !retry_names.is_empty() {
+            let mut retry = (*env).clone();
+            retry.attempt = attempt + 1;
+            retry.handlers = Some(retry_names);
+            let due = now_ms() + retry_delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            persist("scheduling a retry", || self.queue.retry_later(&g.name, &main, entry, &retry, due)).await;
+        }
+    }
+
+    async fn process_broadcast(&self, b: &BroadcastRt, entry: &StreamEntry) {
+        let env = match self.decode(entry) {
+            Ok(env) => env,
+            Err(e) => {
+                metrics::counter!("event_decode_errors_total", "stream" => entry.stream.to_string()).increment(1);
+                tracing::warn!(stream = %entry.stream, id = %entry.id, reason = %e, "undecodable broadcast entry skipped");
+                return;
+            }
+        };
+        let Some(handlers) = b.handlers.get(env.name.as_str()) else { return };
+        let runs = handlers.iter().map(|h| self.invoke(h, &env, env.attempt, ""));
+        futures_util::future::join_all(runs).await;
+    }
+}
+
+async fn run_acker(queue: Arc<dyn MessageQueue>, group: Arc<str>, mut rx: mpsc::UnboundedReceiver<(Arc<str>, EntryId)>) {
+    let mut batch = Vec::with_capacity(1024);
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        if !persist("acking", || queue.ack(&group, &batch)).await {
+            tracing::error!(group = %group, entries = batch.len(), "could not ack; the entries will be redelivered");
+        }
+        batch.clear();
+    }
+}
+
+async fn read_with_permits(slots: &Arc<Semaphore>, max: usize) -> Option<Vec<tokio::sync::OwnedSemaphorePermit>> {
+    let first = slots.clone().acquire_owned().await.ok()?;
+    let mut permits = vec![first];
+    while permits.len() < max {
+        match slots.clone().try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
+        }
+    }
+    Some(permits)
+}
+
+fn spawn_anycast(rt: &Arc<Runtime>, g: &Arc<GroupRt>, entry: StreamEntry, permit: tokio::sync::OwnedSemaphorePermit) {
+    let (rt, g) = (rt.clone(), g.clone());
+    let key = (entry.stream.clone(), entry.id);
+    lock(&g.held).insert(key.clone());
+    tokio::spawn(async move {
+        rt.process_anycast(&g, &entry).await;
+        lock(&g.held).remove(&key);
+        drop(permit);
+    });
+}
+
+async fn run_group(rt: Arc<Runtime>, g: Arc<GroupRt>, stop: watch::Receiver<bool>) {
+    let s = &rt.settings;
+    let queue = &rt.queue;
+    let consumer = &*s.consumer;
+    let mut error_delay = Duration::from_millis(50);
+
+    // Recovery: first re-read our own pending entries (left by an earlier run of this consumer).
+    for stream in &g.reads {
+        let mut after = EntryId::ZERO;
+        'stream: loop {
+            if *stop.borrow() {
+                return;
+            }
+            let Some(mut permits) = read_with_permits(&g.slots, s.max_batch).await else { return };
+            let req = ReadGroup {
+                group: &g.name,
+                consumer,
+                streams: std::slice::from_ref(stream),
+                count: permits.len(),
+                block: None,
+                pending_after: Some(after),
+            };
+            match queue.read_group(req).await {
+                Ok(entries) if entries.is_empty() => break 'stream,
+                Ok(entries) => {
+                    for entry in entries {
+                        after = after.max(entry.id);
+                        let permit = match permits.pop() {
+                            Some(p) => p,
+                            None => match g.slots.clone().acquire_owned().await {
+                                Ok(p) => p,
+                                Err(_) => return,
+                            },
+                        };
+                        spawn_anycast(&rt, &g, entry, permit);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, group = %g.name, "reading own pending entries failed; retrying");
+                    tokio::time::sleep(error_delay).await;
+                    error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    let claim_every = (s.claim_idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(10));
+    let keep_alive_every = (s.claim_idle / 3).clamp(Duration::from_millis(5), Duration::from_secs(20));
+    let mut next_claim = Instant::now() + claim_every;
+    let mut next_keep_alive = Instant::now() + keep_alive_every;
+    let mut next_promote = Instant::now();
+    while !*stop.borrow() {
+        let now = Instant::now();
+        if now >= next_promote {
+            let mut next = now + s.poll_interval;
+            for main in &g.mains {
+                match queue.promote_due(&g.name, main, now_ms(), 1024).await {
+                    Ok((_, Some(due_ms))) => {
+                        let wait = Duration::from_millis(due_ms.saturating_sub(now_ms()));
+                        next = next.min(Instant::now() + wait);
+                    }
+                    Ok((_, None)) => {}
+                    Err(e) => tracing::warn!(error = %e, stream = %main, "promoting due retries failed"),
+                }
+            }
+            next_promote = next;
+        }
+        if now >= next_keep_alive {
+            let held: Vec<_> = lock(&g.held).iter().cloned().collect();
+            if !held.is_empty() {
+                if let Err(e) = queue.keep_alive(&g.name, consumer, &held).await {
+                    tracing::warn!(error = %e, group = %g.name, "keep-alive failed");
+                }
+            }
+            next_keep_alive = Instant::now() + keep_alive_every;
+        }
+        let Some(mut permits) = read_with_permits(&g.slots, s.max_batch).await else { return };
+        if now >= next_claim {
+            for stream in &g.reads {
+                if permits.is_empty() {
+                    break;
+                }
+                match queue.claim_idle(&g.name, consumer, stream, s.claim_idle, permits.len()).await {
+                    Ok(entries) => {
+                        for entry in entries {
+                            metrics::counter!("events_reclaimed_total", "stream" => stream.to_string(), "group" => g.name.to_string())
+                                .increment(1);
+                            if let Some(p) = permits.pop() {
+                                spawn_anycast(&rt, &g, entry, p);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, stream = %stream, "reclaiming idle entries failed"),
+                }
+            }
+            next_claim = Instant::now() + claim_every;
+            if permits.is_empty() {
+                continue;
+            }
+        }
+        let block = next_promote.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), s.poll_interval);
+        let req = ReadGroup {
+            group: &g.name,
+            consumer,
+            streams: &g.reads,
+            count: permits.len(),
+            block: Some(block),
+            pending_after: None,
+        };
+        match queue.read_group(req).await {
+            Ok(entries) => {
+                error_delay = Duration::from_millis(50);
+                for entry in entries {
+                    let permit = match permits.pop() {
+                        Some(p) => p,
+                        None => match g.slots.clone().acquire_owned().await {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        },
+                    };
+                    spawn_anycast(&rt, &g, entry, permit);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, group = %g.name, "reading the group failed; retrying");
+                drop(permits);
+                tokio::time::sleep(error_delay).await;
+                error_delay = (error_delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn run_broadcast(rt: Arc<Runtime>, b: Arc<BroadcastRt>, stop: watch::Receiver<bool>) {
+    let s = &rt.settings;
+    let mut error_delay = Duration::from_millis(50);
+    while !*stop.borrow() {
+        let Some(permits) = read_with_permits(&b.slots, s.max_batch).await else { return };
+        let cursors = lock(&b.progress).cursors.clone();
+        match rt.queue.read_streams(&cursors, permits.len(), Some(s.poll_interval)).await {
+            Ok(entries) => {
+                error_delay = Duration::from_millis(50);
+                {
+                    let mut p = lock(&b.progress);
+                    p.in_flight += entries.len();
+                    for e in &entries {
+                        if let Some(c) = p.cursors.iter_mut().find(|(k, _)| *k == e.stream) {
+                            c.1 = c.1.max(e.id);
+                        }
+                    }
+                }
+                let mut permits = permits.into_iter();
+                for entry in entries {
+                    let permit = match permits.next() {
+                        Some(p) => p,
+                        None => match b.slots.clone().acquire_owned().await {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        },
+                    };
+                    let (rt, b) = (rt.clone(), b.clone());
+                    tokio::spawn(async move {
+                        rt.process_broadcast(&b, &entry).await;
+                        lock(&b.progress).in_flight -= 1;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading broadcast streams failed; retrying");
+                drop(permits);
+                tokio::time::sleep(error_delay).await;
+                error_delay = (error_delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn group_slots(handlers: &Handlers) -> usize {
+    let sum: usize = handlers.values().flatten().map(|h| h.spec.concurrency as usize).sum();
+    sum.clamp(1, MAX_GROUP_SLOTS)
+}
+
+impl RunningDispatcher {
+    pub(crate) async fn start(d: EventDispatcher, specs: Vec<HandlerSpec>) -> Result<RunningDispatcher> {
+        let queue = d.queue.clone();
+        let handlers: Vec<Arc<HandlerRt>> = specs
+            .into_iter()
+            .map(|spec| Arc::new(HandlerRt { slots: Semaphore::new(spec.concurrency as usize), spec }))
+            .collect();
+
+        // Anycast: one reader per consumer group.
+        let mut by_group: HashMap<Arc<str>, Handlers> = HashMap::new();
+        let mut broadcast: Handlers = HashMap::new();
+        for h in &handlers {
+            match h.spec.event.delivery {
+                Delivery::Anycast => {
+                    by_group.entry(h.spec.group.clone()).or_default().entry(h.spec.event.name).or_default().push(h.clone())
+                }
+                Delivery::Broadcast => broadcast.entry(h.spec.event.name).or_default().push(h.clone()),
+            }
+        }
+        let mut groups = Vec::new();
+        let mut ackers = Vec::new();
+        let mut group_names: Vec<_> = by_group.keys().cloned().collect();
+        group_names.sort();
+        for name in group_names {
+            let Some(hs) = by_group.remove(&name) else { continue };
+            let mut mains: Vec<Arc<str>> = hs.values().flatten().map(|h| Arc::from(h.spec.event.stream)).collect();
+            mains.sort();
+            mains.dedup();
+            let mut reads = mains.clone();
+            let mut main_of: HashMap<Arc<str>, Arc<str>> = mains.iter().map(|m| (m.clone(), m.clone())).collect();
+            for m in &mains {
+                queue.ensure_group(m, &name, GroupStart::End).await?;
+                let due: Arc<str> = Arc::from(due_stream_key(m, &name));
+                queue.ensure_group(&due, &name, GroupStart::Beginning).await?;
+                main_of.insert(due.clone(), m.clone());
+                reads.push(due);
+            }
+            let capacity = group_slots(&hs);
+            let (tx, rx) = mpsc::unbounded_channel();
+            ackers.push(tokio::spawn(run_acker(queue.clone(), name.clone(), rx)));
+            groups.push(Arc::new(GroupRt {
+                name,
+                mains,
+                reads,
+                main_of,
+                slots: Arc::new(Semaphore::new(capacity)),
+                capacity,
+                handlers: hs,
+                held: Mutex::new(HashSet::new()),
+                acks: tx,
+            }));
+        }
+
+        // Broadcast: one reader with a cursor per stream, fixed now.
+        let broadcast = if broadcast.is_empty() {
+            None
+        } else {
+            let mut streams: Vec<Arc<str>> = broadcast.values().flatten().map(|h| Arc::from(h.spec.event.stream)).collect();
+            streams.sort();
+            streams.dedup();
+            let mut cursors = Vec::with_capacity(streams.len());
+            for s in streams {
+                let last = queue.last_id(&s).await?;
+                cursors.push((s, last));
+            }
+            let capacity = group_slots(&broadcast);
+            Some(Arc::new(BroadcastRt {
+                slots: Arc::new(Semaphore::new(capacity)),
+                capacity,
+                handlers: broadcast,
+                progress: Mutex::new(BroadcastProgress { cursors, in_flight: 0 }),
+            }))
+        };
+
+        let rt = Arc::new(Runtime {
+            queue,
+            settings: d.settings.clone(),
+            state: d.state.clone(),
+            groups,
+            broadcast,
+            handlers,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let mut readers = Vec::new();
+        for g in &rt.groups {
+            readers.push(tokio::spawn(run_group(rt.clone(), g.clone(), stop_rx.clone())));
+        }
+        if let Some(b) = &rt.broadcast {
+            readers.push(tokio::spawn(run_broadcast(rt.clone(), b.clone(), stop_rx.clone())));
+        }
+        tracing::info!(
+            group = %rt.settings.group,
+            consumer = %rt.settings.consumer,
+            handlers = rt.handlers.len(),
+            groups = rt.groups.len(),
+            "event dispatcher started"
+        );
+        Ok(RunningDispatcher { rt: Some(rt), readers, ackers, stop })
+    }
+
+    fn rt(&self) -> &Arc<Runtime> {
+        self.rt.as_ref().expect("runtime present until shutdown")
+    }
+
+    /// Waits until everything appended so far to the streams this dispatcher reads reached a
+    /// final outcome (success or dead letter), scheduled retries included.
+    pub async fn drain(&self) {
+        let rt = self.rt();
+        let mut checks: Vec<(Arc<str>, Vec<SettleCheck>)> = Vec::new();
+        for g in &rt.groups {
+            let mut c = Vec::new();
+            for m in &g.mains {
+                c.push(SettleCheck { stream: m.clone(), upto: last_id_retrying(&*rt.queue, m).await });
+            }
+            checks.push((g.name.clone(), c));
+        }
+        let mut targets = Vec::new();
+        if let Some(b) = &rt.broadcast {
+            let streams: Vec<Arc<str>> = lock(&b.progress).cursors.iter().map(|(s, _)| s.clone()).collect();
+            for s in streams {
+                let last = last_id_retrying(&*rt.queue, &s).await;
+                targets.push((s, last));
+            }
+        }
+        let mut wait = Duration::from_millis(1);
+        loop {
+            let mut done = true;
+            for (group, c) in &checks {
+                if !matches!(rt.queue.settled(group, c).await, Ok(true)) {
+                    done = false;
+                    break;
+                }
+            }
+            if done {
+                if let Some(b) = &rt.broadcast {
+                    let p = lock(&b.progress);
+                    done = p.in_flight == 0
+                        && targets.iter().all(|(s, upto)| p.cursors.iter().any(|(k, c)| k == s && c >= upto));
+                }
+            }
+            if done {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Dead letters of this dispatcher's groups, oldest first, at most `limit`.
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        let rt = self.rt();
+        let mut all = Vec::new();
+        for g in &rt.groups {
+            all.extend(rt.queue.dead_letters(&g.name, &g.mains, limit).await?);
+        }
+        all.sort_by_key(|d| EntryId::parse(&d.id).unwrap_or_default());
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Puts a dead letter back for its group, with a fresh attempt budget, and removes it from
+    /// the dead-letter stream. Only the handler that gave up runs again.
+    pub async fn replay(&self, letter: &DeadLetter) -> Result<()> {
+        self.rt().queue.replay(letter).await
+    }
+
+    /// Removes dead letters for good; returns how many were removed.
+    pub async fn purge_dead_letters(&self, letters: &[DeadLetter]) -> Result<usize> {
+        self.rt().queue.purge_dead_letters(letters).await
+    }
+
+    /// Outcome counters of every handler, sorted by group, event, handler.
+    pub fn stats(&self) -> Vec<HandlerStats> {
+        let mut out: Vec<HandlerStats> = self
+            .rt()
+            .handlers
+            .iter()
+            .map(|h| {
+                let group = if h.spec.event.delivery == Delivery::Anycast { &*h.spec.group } else { "" };
+                h.spec.counters.snapshot(&h.spec.name, h.spec.event.name, group)
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.group, &a.event, &a.handler).cmp(&(&b.group, &b.event, &b.handler)));
+        out
+    }
+
+    /// Consumer name of this instance.
+    pub fn consumer(&self) -> &str {
+        &self.rt().settings.consumer
+    }
+
+    /// Stops reading, waits up to `grace` for the handlers in flight, and flushes their acks.
+    /// Entries still in flight after `grace` stay pending and are reclaimed by another consumer
+    /// (or re-read by this one when it restarts with the same consumer name).
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        for r in self.readers.drain(..) {
+            let abort = r.abort_handle();
+            if tokio::time::timeout_at(deadline, r).await.is_err() {
+                abort.abort();
+            }
+        }
+        if let Some(rt) = self.rt.take() {
+            let waits = rt
+                .groups
+                .iter()
+                .map(|g| (g.slots.clone(), g.capacity))
+                .chain(rt.broadcast.iter().map(|b| (b.slots.clone(), b.capacity)));
+            for (slots, capacity) in waits {
+                let n = u32::try_from(capacity).unwrap_or(u32::MAX);
+                if tokio::time::timeout_at(deadline, slots.acquire_many(n)).await.is_err() {
+                    tracing::warn!("shutdown grace period over with handlers still running");
+                }
+            }
+            drop(rt);
+        }
+        // The ack senders are gone with the runtime (unless a handler still runs): flush.
+        let flush_deadline = deadline.max(tokio::time::Instant::now() + Duration::from_secs(1));
+        for a in self.ackers.drain(..) {
+            let abort = a.abort_handle();
+            if tokio::time::timeout_at(flush_deadline, a).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for RunningDispatcher {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn last_id_retrying(queue: &dyn MessageQueue, stream: &str) -> EntryId {
+    let mut wait = Duration::from_millis(10);
+    loop {
+        match queue.last_id(stream).await {
+            Ok(id) => return id,
+            Err(e) => {
+                tracing::warn!(error = %e, stream, "reading the stream's last id failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
