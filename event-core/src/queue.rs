@@ -128,7 +128,6 @@ pub struct NewDeadLetter<'a> {
 
 /// An entry in a dead-letter stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct DeadLetter {
     /// Id of the dead letter (its entry id in the dead-letter stream).
     pub id: String,
@@ -257,6 +256,13 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug + 'static {
         count: usize,
         block: Option<Duration>,
     ) -> BoxFuture<'a, Result<Vec<StreamEntry>>>;
+
+    /// Periodic housekeeping of a stream this process reads: trimming what every group acked,
+    /// the hard cap, lag metrics. Called by the dispatcher about once a second per stream.
+    fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<()>> {
+        let _ = stream;
+        Box::pin(std::future::ready(Ok(())))
+    }
 
     /// Whether `group` has, for every check, delivered and acked every entry up to `upto`, with
     /// nothing in its retry set nor unsettled in its due stream. Answered atomically.

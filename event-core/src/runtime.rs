@@ -22,6 +22,9 @@ use crate::stats::{HandlerCounters, HandlerStats};
 use crate::state::StateMap;
 use crate::Result;
 
+/// How often a reader does stream housekeeping ([`MessageQueue::maintain`]).
+const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
+
 /// Largest number of entries the group slots of one group allow in flight.
 const MAX_GROUP_SLOTS: usize = 4096;
 
@@ -254,8 +257,8 @@ impl Runtime {
                     Outcome::Failed {
                         kind: FailKind::Exhausted,
                         error: format!(
-                            "delivered {} times without an outcome (a consumer probably crashed while handling it)",
-                            entry.deliveries
+                            "{} attempts without an outcome (a consumer probably crashed while handling it)",
+                            attempt - 1
                         ),
                     }
                 } else {
@@ -275,7 +278,9 @@ impl Runtime {
             let final_attempt =
                 matches!(kind, FailKind::Decode | FailKind::Exhausted) || attempt >= h.spec.retry.max_attempts;
             if final_attempt {
-                let letter = NewDeadLetter { handler: &h.spec.name, error: &error, attempts: attempt };
+                // An exhausted entry was not run this time: the attempts made are the earlier ones.
+                let attempts = if kind == FailKind::Exhausted { attempt - 1 } else { attempt };
+                let letter = NewDeadLetter { handler: &h.spec.name, error: &error, attempts };
                 persist("dead-lettering", || self.queue.dead_letter(&g.name, &main, entry, letter.clone())).await;
                 HandlerCounters::bump(&h.spec.counters.dead_lettered);
                 metrics::counter!("events_handled_total", "event" => event, "handler" => h.spec.name.to_string(), "outcome" => "dead_letter")
@@ -397,12 +402,19 @@ async fn run_group(rt: Arc<Runtime>, g: Arc<GroupRt>, stop: watch::Receiver<bool
     }
 
     let claim_every = (s.claim_idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(10));
-    let keep_alive_every = (s.claim_idle / 3).clamp(Duration::from_millis(5), Duration::from_secs(20));
     let mut next_claim = Instant::now() + claim_every;
-    let mut next_keep_alive = Instant::now() + keep_alive_every;
     let mut next_promote = Instant::now();
+    let mut next_maintain = Instant::now();
     while !*stop.borrow() {
         let now = Instant::now();
+        if now >= next_maintain {
+            for stream in &g.reads {
+                if let Err(e) = queue.maintain(stream).await {
+                    tracing::warn!(error = %e, stream = %stream, "stream maintenance failed");
+                }
+            }
+            next_maintain = Instant::now() + MAINTAIN_EVERY;
+        }
         if now >= next_promote {
             let mut next = now + s.poll_interval;
             for main in &g.mains {
@@ -416,15 +428,6 @@ async fn run_group(rt: Arc<Runtime>, g: Arc<GroupRt>, stop: watch::Receiver<bool
                 }
             }
             next_promote = next;
-        }
-        if now >= next_keep_alive {
-            let held: Vec<_> = lock(&g.held).iter().cloned().collect();
-            if !held.is_empty() {
-                if let Err(e) = queue.keep_alive(&g.name, consumer, &held).await {
-                    tracing::warn!(error = %e, group = %g.name, "keep-alive failed");
-                }
-            }
-            next_keep_alive = Instant::now() + keep_alive_every;
         }
         let Some(mut permits) = read_with_permits(&g.slots, s.max_batch).await else { return };
         if now >= next_claim {
@@ -483,10 +486,40 @@ async fn run_group(rt: Arc<Runtime>, g: Arc<GroupRt>, stop: watch::Receiver<bool
     }
 }
 
+/// Keeps the entries this consumer is working on fresh, so other consumers do not reclaim them.
+///
+/// A task of its own: the reader waits for a free slot when every slot is busy, and that is
+/// exactly when the entries in flight need their keep-alive.
+async fn run_keep_alive(rt: Arc<Runtime>, g: Arc<GroupRt>, mut stop: watch::Receiver<bool>) {
+    let every = (rt.settings.claim_idle / 3).clamp(Duration::from_millis(5), Duration::from_secs(20));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        let held: Vec<_> = lock(&g.held).iter().cloned().collect();
+        if !held.is_empty() {
+            if let Err(e) = rt.queue.keep_alive(&g.name, &rt.settings.consumer, &held).await {
+                tracing::warn!(error = %e, group = %g.name, "keep-alive failed");
+            }
+        }
+    }
+}
+
 async fn run_broadcast(rt: Arc<Runtime>, b: Arc<BroadcastRt>, stop: watch::Receiver<bool>) {
     let s = &rt.settings;
     let mut error_delay = Duration::from_millis(50);
+    let mut next_maintain = Instant::now();
     while !*stop.borrow() {
+        if Instant::now() >= next_maintain {
+            let streams: Vec<Arc<str>> = lock(&b.progress).cursors.iter().map(|(s, _)| s.clone()).collect();
+            for stream in &streams {
+                if let Err(e) = rt.queue.maintain(stream).await {
+                    tracing::warn!(error = %e, stream = %stream, "stream maintenance failed");
+                }
+            }
+            next_maintain = Instant::now() + MAINTAIN_EVERY;
+        }
         let Some(permits) = read_with_permits(&b.slots, s.max_batch).await else { return };
         let cursors = lock(&b.progress).cursors.clone();
         match rt.queue.read_streams(&cursors, permits.len(), Some(s.poll_interval)).await {
@@ -619,6 +652,7 @@ impl RunningDispatcher {
         let mut readers = Vec::new();
         for g in &rt.groups {
             readers.push(tokio::spawn(run_group(rt.clone(), g.clone(), stop_rx.clone())));
+            readers.push(tokio::spawn(run_keep_alive(rt.clone(), g.clone(), stop_rx.clone())));
         }
         if let Some(b) = &rt.broadcast {
             readers.push(tokio::spawn(run_broadcast(rt.clone(), b.clone(), stop_rx.clone())));
