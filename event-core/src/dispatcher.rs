@@ -72,6 +72,7 @@ pub(crate) struct Settings {
     pub(crate) max_payload: usize,
     pub(crate) poll_interval: Duration,
     pub(crate) max_batch: usize,
+    pub(crate) subscriber: Option<Arc<str>>,
 }
 
 enum Discovery {
@@ -92,6 +93,7 @@ pub struct EventDispatcherBuilder {
     max_payload: usize,
     poll_interval: Duration,
     max_batch: usize,
+    subscriber: Option<String>,
 }
 
 impl std::fmt::Debug for EventDispatcherBuilder {
@@ -259,6 +261,15 @@ impl EventDispatcherBuilder {
         self
     }
 
+    /// Makes this dispatcher's broadcast subscribers durable under a stable `name`: they read
+    /// through a consumer group `subscriber:<name>`, so after a restart they resume where they
+    /// stopped (and re-run what was in flight) instead of starting from the newest entry.
+    /// Without it, subscribers are ephemeral: they see what is appended while they run.
+    pub fn subscriber_name(mut self, name: impl Into<String>) -> Self {
+        self.subscriber = Some(name.into());
+        self
+    }
+
     /// Builds the dispatcher, refusing duplicate event names, duplicate handlers and a
     /// `State<T>` nobody provided.
     pub fn build(self) -> Result<EventDispatcher> {
@@ -269,6 +280,7 @@ impl EventDispatcherBuilder {
             max_payload: self.max_payload,
             poll_interval: self.poll_interval,
             max_batch: self.max_batch,
+            subscriber: self.subscriber.map(|n| Arc::from(format!("subscriber:{n}"))),
         };
         if settings.group.is_empty() || settings.consumer.is_empty() {
             return Err(Error::Config("group and consumer names must not be empty".into()));
@@ -330,6 +342,7 @@ impl EventDispatcher {
             max_payload: DEFAULT_MAX_PAYLOAD,
             poll_interval: Duration::from_millis(50),
             max_batch: 512,
+            subscriber: None,
         }
     }
 

@@ -78,6 +78,8 @@ struct BroadcastRt {
     slots: Arc<Semaphore>,
     capacity: usize,
     progress: Mutex<BroadcastProgress>,
+    /// Durable subscribers: how far the recovery re-read of own pending entries got, per stream.
+    pending_after: Mutex<Vec<EntryId>>,
 }
 
 struct BroadcastProgress {
@@ -489,27 +491,86 @@ async fn run_group(rt: Arc<Runtime>, g: Arc<GroupRt>, stop: watch::Receiver<bool
 /// Keeps the entries this consumer is working on fresh, so other consumers do not reclaim them.
 ///
 /// A task of its own: the reader waits for a free slot when every slot is busy, and that is
-/// exactly when the entries in flight need their keep-alive.
+/// exactly when the entries in flight need their keep-alive. After the stop signal it goes on
+/// until the handlers in flight are done (the shutdown grace period), then ends.
 async fn run_keep_alive(rt: Arc<Runtime>, g: Arc<GroupRt>, mut stop: watch::Receiver<bool>) {
     let every = (rt.settings.claim_idle / 3).clamp(Duration::from_millis(5), Duration::from_secs(20));
+    let mut next = Instant::now() + every;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
+        let stopping = *stop.borrow();
+        if stopping && lock(&g.held).is_empty() {
+            return;
         }
-        let held: Vec<_> = lock(&g.held).iter().cloned().collect();
-        if !held.is_empty() {
-            if let Err(e) = rt.queue.keep_alive(&g.name, &rt.settings.consumer, &held).await {
-                tracing::warn!(error = %e, group = %g.name, "keep-alive failed");
+        let wake = if stopping { next.min(Instant::now() + Duration::from_millis(20)) } else { next };
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            changed = stop.changed(), if !stopping => {
+                if changed.is_err() {
+                    return;
+                }
             }
         }
+        if Instant::now() >= next {
+            let held: Vec<_> = lock(&g.held).iter().cloned().collect();
+            if !held.is_empty() {
+                if let Err(e) = rt.queue.keep_alive(&g.name, &rt.settings.consumer, &held).await {
+                    tracing::warn!(error = %e, group = %g.name, "keep-alive failed");
+                }
+            }
+            next = Instant::now() + every;
+        }
     }
+}
+
+/// Reads the broadcast streams: with a cursor per stream (ephemeral), or through the
+/// subscriber's own consumer group (durable, `subscriber_name`).
+async fn read_broadcast(rt: &Runtime, b: &BroadcastRt, count: usize, recovering: &mut Option<usize>) -> Result<Vec<StreamEntry>> {
+    let s = &rt.settings;
+    let cursors = lock(&b.progress).cursors.clone();
+    let Some(group) = &s.subscriber else {
+        return rt.queue.read_streams(&cursors, count, Some(s.poll_interval)).await;
+    };
+    // Durable: first our own pending entries (left by a crash), stream by stream.
+    while let Some(i) = *recovering {
+        let Some((stream, _)) = cursors.get(i) else {
+            *recovering = None;
+            break;
+        };
+        let after = lock(&b.pending_after).get(i).copied().unwrap_or(EntryId::ZERO);
+        let req = ReadGroup {
+            group,
+            consumer: group,
+            streams: std::slice::from_ref(stream),
+            count,
+            block: None,
+            pending_after: Some(after),
+        };
+        let entries = rt.queue.read_group(req).await?;
+        if let Some(last) = entries.iter().map(|e| e.id).max() {
+            if let Some(p) = lock(&b.pending_after).get_mut(i) {
+                *p = last;
+            }
+            return Ok(entries);
+        }
+        *recovering = Some(i + 1);
+    }
+    let streams: Vec<Arc<str>> = cursors.into_iter().map(|(k, _)| k).collect();
+    let req = ReadGroup {
+        group,
+        consumer: group,
+        streams: &streams,
+        count,
+        block: Some(s.poll_interval),
+        pending_after: None,
+    };
+    rt.queue.read_group(req).await
 }
 
 async fn run_broadcast(rt: Arc<Runtime>, b: Arc<BroadcastRt>, stop: watch::Receiver<bool>) {
     let s = &rt.settings;
     let mut error_delay = Duration::from_millis(50);
     let mut next_maintain = Instant::now();
+    let mut recovering = s.subscriber.as_ref().map(|_| 0usize);
     while !*stop.borrow() {
         if Instant::now() >= next_maintain {
             let streams: Vec<Arc<str>> = lock(&b.progress).cursors.iter().map(|(s, _)| s.clone()).collect();
@@ -521,8 +582,7 @@ async fn run_broadcast(rt: Arc<Runtime>, b: Arc<BroadcastRt>, stop: watch::Recei
             next_maintain = Instant::now() + MAINTAIN_EVERY;
         }
         let Some(permits) = read_with_permits(&b.slots, s.max_batch).await else { return };
-        let cursors = lock(&b.progress).cursors.clone();
-        match rt.queue.read_streams(&cursors, permits.len(), Some(s.poll_interval)).await {
+        match read_broadcast(&rt, &b, permits.len(), &mut recovering).await {
             Ok(entries) => {
                 error_delay = Duration::from_millis(50);
                 {
@@ -546,6 +606,10 @@ async fn run_broadcast(rt: Arc<Runtime>, b: Arc<BroadcastRt>, stop: watch::Recei
                     let (rt, b) = (rt.clone(), b.clone());
                     tokio::spawn(async move {
                         rt.process_broadcast(&b, &entry).await;
+                        if let Some(group) = &rt.settings.subscriber {
+                            let acks = [(entry.stream.clone(), entry.id)];
+                            persist("acking", || rt.queue.ack(group, &acks)).await;
+                        }
                         lock(&b.progress).in_flight -= 1;
                         drop(permit);
                     });
@@ -628,15 +692,20 @@ impl RunningDispatcher {
             streams.dedup();
             let mut cursors = Vec::with_capacity(streams.len());
             for s in streams {
+                if let Some(group) = &d.settings.subscriber {
+                    queue.ensure_group(&s, group, GroupStart::End).await?;
+                }
                 let last = queue.last_id(&s).await?;
                 cursors.push((s, last));
             }
+            let pending_after = Mutex::new(vec![EntryId::ZERO; cursors.len()]);
             let capacity = group_slots(&broadcast);
             Some(Arc::new(BroadcastRt {
                 slots: Arc::new(Semaphore::new(capacity)),
                 capacity,
                 handlers: broadcast,
                 progress: Mutex::new(BroadcastProgress { cursors, in_flight: 0 }),
+                pending_after,
             }))
         };
 
@@ -702,9 +771,20 @@ impl RunningDispatcher {
             }
             if done {
                 if let Some(b) = &rt.broadcast {
-                    let p = lock(&b.progress);
-                    done = p.in_flight == 0
-                        && targets.iter().all(|(s, upto)| p.cursors.iter().any(|(k, c)| k == s && c >= upto));
+                    done = match &rt.settings.subscriber {
+                        // Durable: the subscriber's group must have read and acked up to there.
+                        Some(group) => {
+                            let c: Vec<SettleCheck> =
+                                targets.iter().map(|(s, upto)| SettleCheck { stream: s.clone(), upto: *upto }).collect();
+                            let idle = lock(&b.progress).in_flight == 0;
+                            idle && matches!(rt.queue.settled(group, &c).await, Ok(true))
+                        }
+                        None => {
+                            let p = lock(&b.progress);
+                            p.in_flight == 0
+                                && targets.iter().all(|(s, upto)| p.cursors.iter().any(|(k, c)| k == s && c >= upto))
+                        }
+                    };
                 }
             }
             if done {
@@ -812,5 +892,22 @@ async fn last_id_retrying(queue: &dyn MessageQueue, stream: &str) -> EntryId {
                 wait = (wait * 2).min(Duration::from_secs(1));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod send_checks {
+    fn assert_send<T: Send>(_: T) {}
+
+    #[allow(dead_code)]
+    fn handle_futures_are_send(r: &super::RunningDispatcher) {
+        assert_send(r.drain());
+        assert_send(r.dead_letters(1));
+    }
+
+    #[test]
+    fn running_dispatcher_is_send_sync_static() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<super::RunningDispatcher>();
     }
 }

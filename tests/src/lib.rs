@@ -21,6 +21,7 @@ install it with `apt-get install -y redis-server` (Debian/Ubuntu), `dnf install 
 /// A private `redis-server` on 127.0.0.1 with its data in a temporary directory.
 #[derive(Debug)]
 pub struct RedisServer {
+    binary: String,
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
@@ -61,11 +62,17 @@ impl RedisServer {
 
     /// Starts a server with extra `redis-server` arguments (e.g. `["--requirepass", "pw"]`).
     pub fn start_with(extra: &[&str]) -> RedisServer {
+        Self::start_binary("redis-server", extra)
+    }
+
+    /// Starts `binary` as the server (tests of the missing-binary message use a bogus name).
+    pub fn start_binary(binary: &str, extra: &[&str]) -> RedisServer {
         let dir = unique_dir();
         std::fs::create_dir_all(&dir).expect("create the server's temporary directory");
         let mut last_err = String::new();
         for _ in 0..5 {
             let mut server = RedisServer {
+                binary: binary.to_owned(),
                 port: free_port(),
                 dir: dir.clone(),
                 child: None,
@@ -84,19 +91,23 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), String> {
         let port = self.port.to_string();
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = Command::new(&self.binary);
         cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
             .args(["--appendfsync", "always", "--daemonize", "no", "--protected-mode", "yes"])
             .arg("--dir")
             .arg(&self.dir)
-            .args(["--logfile", "redis.log"])
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                panic!("{INSTALL_HINT} (tried to run `{}`)", self.binary)
+            }
             Err(e) => return Err(format!("spawning redis-server: {e}")),
         };
         self.child = Some(child);
@@ -170,10 +181,140 @@ impl Drop for RedisServer {
     }
 }
 
-/// Starts a private server and connects a [`event_redis::RedisQueue`] to it; the server lives
-/// as long as the returned queue (and its clones).
-pub async fn redis_queue() -> (event_redis::RedisQueue, Arc<std::sync::Mutex<RedisServer>>) {
+/// Starts a private server and connects a [`event_redis::RedisQueue`] to it.
+pub async fn redis_queue() -> (event_redis::RedisQueue, RedisServer) {
     let server = RedisServer::start();
     let queue = event_redis::RedisQueue::connect(&server.url()).await.expect("connect to the private redis-server");
-    (queue, Arc::new(std::sync::Mutex::new(server)))
+    (queue, server)
+}
+
+/// A [`RedisQueue`](event_redis::RedisQueue) that owns its private server: the server is killed
+/// when the last clone of the queue is dropped. For suites that take only a queue, such as
+/// `event_core::conformance_suite!`.
+#[derive(Debug, Clone)]
+pub struct ServerQueue {
+    queue: event_redis::RedisQueue,
+    _server: Arc<RedisServer>,
+}
+
+impl ServerQueue {
+    /// Starts a private server and connects to it.
+    pub async fn start() -> ServerQueue {
+        let (queue, server) = redis_queue().await;
+        ServerQueue { queue, _server: Arc::new(server) }
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &event_redis::RedisQueue {
+        &self.queue
+    }
+}
+
+mod delegate {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use event_core::envelope::Envelope;
+    use event_core::queue::{
+        Append, BoxFuture, DeadLetter, EntryId, GroupStart, MessageQueue, NewDeadLetter, ReadGroup, SettleCheck,
+        StreamEntry,
+    };
+    use event_core::Result;
+
+    use super::ServerQueue;
+
+    impl MessageQueue for ServerQueue {
+        fn append<'a>(&'a self, batch: &'a [Append]) -> BoxFuture<'a, Result<Vec<EntryId>>> {
+            self.queue.append(batch)
+        }
+        fn append_raw<'a>(&'a self, stream: &'a str, fields: &'a [(&'a str, &'a [u8])]) -> BoxFuture<'a, Result<EntryId>> {
+            self.queue.append_raw(stream, fields)
+        }
+        fn ensure_group<'a>(&'a self, stream: &'a str, group: &'a str, start: GroupStart) -> BoxFuture<'a, Result<()>> {
+            self.queue.ensure_group(stream, group, start)
+        }
+        fn read_group<'a>(&'a self, req: ReadGroup<'a>) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
+            self.queue.read_group(req)
+        }
+        fn ack<'a>(&'a self, group: &'a str, entries: &'a [(Arc<str>, EntryId)]) -> BoxFuture<'a, Result<()>> {
+            self.queue.ack(group, entries)
+        }
+        fn claim_idle<'a>(
+            &'a self,
+            group: &'a str,
+            consumer: &'a str,
+            stream: &'a Arc<str>,
+            min_idle: Duration,
+            count: usize,
+        ) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
+            self.queue.claim_idle(group, consumer, stream, min_idle, count)
+        }
+        fn keep_alive<'a>(
+            &'a self,
+            group: &'a str,
+            consumer: &'a str,
+            entries: &'a [(Arc<str>, EntryId)],
+        ) -> BoxFuture<'a, Result<()>> {
+            self.queue.keep_alive(group, consumer, entries)
+        }
+        fn retry_later<'a>(
+            &'a self,
+            group: &'a str,
+            main: &'a str,
+            entry: &'a StreamEntry,
+            retry: &'a Envelope,
+            due_ms: u64,
+        ) -> BoxFuture<'a, Result<()>> {
+            self.queue.retry_later(group, main, entry, retry, due_ms)
+        }
+        fn promote_due<'a>(
+            &'a self,
+            group: &'a str,
+            stream: &'a Arc<str>,
+            now_ms: u64,
+            limit: usize,
+        ) -> BoxFuture<'a, Result<(usize, Option<u64>)>> {
+            self.queue.promote_due(group, stream, now_ms, limit)
+        }
+        fn dead_letter<'a>(
+            &'a self,
+            group: &'a str,
+            main: &'a str,
+            entry: &'a StreamEntry,
+            letter: NewDeadLetter<'a>,
+        ) -> BoxFuture<'a, Result<()>> {
+            self.queue.dead_letter(group, main, entry, letter)
+        }
+        fn dead_letters<'a>(
+            &'a self,
+            group: &'a str,
+            streams: &'a [Arc<str>],
+            limit: usize,
+        ) -> BoxFuture<'a, Result<Vec<DeadLetter>>> {
+            self.queue.dead_letters(group, streams, limit)
+        }
+        fn replay<'a>(&'a self, letter: &'a DeadLetter) -> BoxFuture<'a, Result<()>> {
+            self.queue.replay(letter)
+        }
+        fn purge_dead_letters<'a>(&'a self, letters: &'a [DeadLetter]) -> BoxFuture<'a, Result<usize>> {
+            self.queue.purge_dead_letters(letters)
+        }
+        fn last_id<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<EntryId>> {
+            self.queue.last_id(stream)
+        }
+        fn read_streams<'a>(
+            &'a self,
+            cursors: &'a [(Arc<str>, EntryId)],
+            count: usize,
+            block: Option<Duration>,
+        ) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
+            self.queue.read_streams(cursors, count, block)
+        }
+        fn settled<'a>(&'a self, group: &'a str, checks: &'a [SettleCheck]) -> BoxFuture<'a, Result<bool>> {
+            self.queue.settled(group, checks)
+        }
+        fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<()>> {
+            self.queue.maintain(stream)
+        }
+    }
 }
