@@ -1,1 +1,38 @@
-fn main() {}
+//! `event-examples`: the examples binary of the event framework.
+//!
+//! - `event-examples` / `event-examples demo`: several manager, agent and storage-proxy
+//!   instances exchange kernel, session and background-task events over an in-memory queue and
+//!   print a timeline and a summary.
+//! - `event-examples catalog [--json]`: every event and handler linked into the binary.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Examples of the event framework: a small cluster manager talking through events.
+#[derive(Debug, Parser)]
+#[command(name = "event-examples", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Without a subcommand, `demo` runs with these options.
+    #[command(flatten)]
+    demo: cmd::demo::DemoArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run managers, agents and storage proxies on an in-memory queue (the default).
+    Demo(cmd::demo::DemoArgs),
+    /// List every event and handler of the catalog.
+    Catalog(cmd::catalog::CatalogArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or_else(|| Command::Demo(cmd::demo::DemoArgs::default())) {
+        Command::Demo(args) => cmd::demo::run(args).await,
+        Command::Catalog(args) => cmd::catalog::run(&args),
+    }
+}
