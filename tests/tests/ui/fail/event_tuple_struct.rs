@@ -1,0 +1,7 @@
+use event_core::prelude::*;
+
+#[broadcast_event(domain = "kernel")]
+#[derive(Debug, Clone)]
+pub struct KernelStarted(String);
+
+fn main() {}

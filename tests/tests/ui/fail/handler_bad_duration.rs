@@ -1,0 +1,14 @@
+use event_core::prelude::*;
+
+#[anycast_event(domain = "jobs")]
+#[derive(Debug, Clone)]
+pub struct JobDone {
+    pub job_id: String,
+}
+
+#[handler(timeout = "10 parsecs")]
+async fn on_job_done(ev: JobDone) {
+    let _ = ev;
+}
+
+fn main() {}
