@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::handler::BoxFuture;
 use crate::envelope::Envelope;
+pub use crate::handler::BoxFuture;
 use crate::Result;
 
 /// Key of the delayed retry set of `stream` for `group`.
@@ -258,7 +258,9 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<Vec<StreamEntry>>>;
 
     /// Periodic housekeeping of a stream this process reads: trimming what every group acked,
-    /// the hard cap, lag metrics. Called by the dispatcher about once a second per stream.
+    /// the hard cap, lag metrics. Called by the dispatcher about once a second per stream, for
+    /// anycast streams (and their due streams) only: a broadcast stream also has ephemeral
+    /// readers that no group accounts for, so acks must not trim it.
     fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<()>> {
         let _ = stream;
         Box::pin(std::future::ready(Ok(())))
@@ -267,4 +269,101 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug + 'static {
     /// Whether `group` has, for every check, delivered and acked every entry up to `upto`, with
     /// nothing in its retry set nor unsettled in its due stream. Answered atomically.
     fn settled<'a>(&'a self, group: &'a str, checks: &'a [SettleCheck]) -> BoxFuture<'a, Result<bool>>;
+}
+
+/// A shared queue is a queue: lets `Arc<dyn MessageQueue>` (chosen at run time, e.g. in-memory
+/// or Redis by configuration) go wherever `impl MessageQueue` is expected.
+impl<Q: MessageQueue + ?Sized> MessageQueue for Arc<Q> {
+    fn append<'a>(&'a self, batch: &'a [Append]) -> BoxFuture<'a, Result<Vec<EntryId>>> {
+        (**self).append(batch)
+    }
+    fn append_raw<'a>(&'a self, stream: &'a str, fields: &'a [(&'a str, &'a [u8])]) -> BoxFuture<'a, Result<EntryId>> {
+        (**self).append_raw(stream, fields)
+    }
+    fn ensure_group<'a>(&'a self, stream: &'a str, group: &'a str, start: GroupStart) -> BoxFuture<'a, Result<()>> {
+        (**self).ensure_group(stream, group, start)
+    }
+    fn read_group<'a>(&'a self, req: ReadGroup<'a>) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
+        (**self).read_group(req)
+    }
+    fn ack<'a>(&'a self, group: &'a str, entries: &'a [(Arc<str>, EntryId)]) -> BoxFuture<'a, Result<()>> {
+        (**self).ack(group, entries)
+    }
+    fn claim_idle<'a>(
+        &'a self,
+        group: &'a str,
+        consumer: &'a str,
+        stream: &'a Arc<str>,
+        min_idle: Duration,
+        count: usize,
+    ) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
+        (**self).claim_idle(group, consumer, stream, min_idle, count)
+    }
+    fn keep_alive<'a>(
+        &'a self,
+        group: &'a str,
+        consumer: &'a str,
+        entries: &'a [(Arc<str>, EntryId)],
+    ) -> BoxFuture<'a, Result<()>> {
+        (**self).keep_alive(group, consumer, entries)
+    }
+    fn retry_later<'a>(
+        &'a self,
+        group: &'a str,
+        main: &'a str,
+        entry: &'a StreamEntry,
+        retry: &'a Envelope,
+        due_ms: u64,
+    ) -> BoxFuture<'a, Result<()>> {
+        (**self).retry_later(group, main, entry, retry, due_ms)
+    }
+    fn promote_due<'a>(
+        &'a self,
+        group: &'a str,
+        stream: &'a Arc<str>,
+        now_ms: u64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<(usize, Option<u64>)>> {
+        (**self).promote_due(group, stream, now_ms, limit)
+    }
+    fn dead_letter<'a>(
+        &'a self,
+        group: &'a str,
+        main: &'a str,
+        entry: &'a StreamEntry,
+        letter: NewDeadLetter<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        (**self).dead_letter(group, main, entry, letter)
+    }
+    fn dead_letters<'a>(
+        &'a self,
+        group: &'a str,
+        streams: &'a [Arc<str>],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<DeadLetter>>> {
+        (**self).dead_letters(group, streams, limit)
+    }
+    fn replay<'a>(&'a self, letter: &'a DeadLetter) -> BoxFuture<'a, Result<()>> {
+        (**self).replay(letter)
+    }
+    fn purge_dead_letters<'a>(&'a self, letters: &'a [DeadLetter]) -> BoxFuture<'a, Result<usize>> {
+        (**self).purge_dead_letters(letters)
+    }
+    fn last_id<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<EntryId>> {
+        (**self).last_id(stream)
+    }
+    fn read_streams<'a>(
+        &'a self,
+        cursors: &'a [(Arc<str>, EntryId)],
+        count: usize,
+        block: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
+        (**self).read_streams(cursors, count, block)
+    }
+    fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<()>> {
+        (**self).maintain(stream)
+    }
+    fn settled<'a>(&'a self, group: &'a str, checks: &'a [SettleCheck]) -> BoxFuture<'a, Result<bool>> {
+        (**self).settled(group, checks)
+    }
 }

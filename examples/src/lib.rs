@@ -16,4 +16,5 @@
 
 pub mod components;
 pub mod event_types;
+pub mod loadtest;
 pub mod timeline;

@@ -4,6 +4,8 @@
 //!   instances exchange kernel, session and background-task events over an in-memory queue and
 //!   print a timeline and a summary.
 //! - `event-examples catalog [--json]`: every event and handler linked into the binary.
+//! - `event-examples worker --redis URL --group G`: a long-lived worker of the catalog's handlers.
+//! - `event-examples produce --redis URL --count N`: publishes load-test events.
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +28,10 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// List every event and handler of the catalog.
     Catalog(cmd::catalog::CatalogArgs),
+    /// Run a long-lived worker of every catalog handler on Redis (until Ctrl-C / SIGTERM).
+    Worker(cmd::worker::WorkerArgs),
+    /// Publish load-test events to Redis.
+    Produce(cmd::produce::ProduceArgs),
 }
 
 #[tokio::main]
@@ -34,5 +40,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or_else(|| Command::Demo(cmd::demo::DemoArgs::default())) {
         Command::Demo(args) => cmd::demo::run(args).await,
         Command::Catalog(args) => cmd::catalog::run(&args),
+        Command::Worker(args) => cmd::worker::run(args).await,
+        Command::Produce(args) => cmd::produce::run(args).await,
     }
 }

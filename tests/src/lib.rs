@@ -227,7 +227,11 @@ mod delegate {
         fn append<'a>(&'a self, batch: &'a [Append]) -> BoxFuture<'a, Result<Vec<EntryId>>> {
             self.queue.append(batch)
         }
-        fn append_raw<'a>(&'a self, stream: &'a str, fields: &'a [(&'a str, &'a [u8])]) -> BoxFuture<'a, Result<EntryId>> {
+        fn append_raw<'a>(
+            &'a self,
+            stream: &'a str,
+            fields: &'a [(&'a str, &'a [u8])],
+        ) -> BoxFuture<'a, Result<EntryId>> {
             self.queue.append_raw(stream, fields)
         }
         fn ensure_group<'a>(&'a self, stream: &'a str, group: &'a str, start: GroupStart) -> BoxFuture<'a, Result<()>> {

@@ -63,9 +63,8 @@ async fn unreachable_server_fails_within_the_connect_timeout() {
 
 #[tokio::test]
 async fn acl_user_and_password_in_the_url() {
-    let server = RedisServer::start_with(&[
-        "--user", "alice", "on", ">s3cret", "~*", "&*", "+@all", "--user", "default", "off",
-    ]);
+    let server =
+        RedisServer::start_with(&["--user", "alice", "on", ">s3cret", "~*", "&*", "+@all", "--user", "default", "off"]);
     let good = format!("redis://alice:s3cret@127.0.0.1:{}/", server.port());
     let q = RedisQueue::connect(&good).await.expect("ACL login works");
     EventProducer::new(q, "acl").produce(&WorkItem { n: 1 }).await.unwrap();
@@ -183,7 +182,9 @@ async fn raw_garbage_is_dead_lettered_while_good_events_flow() {
     assert_eq!(dead.len(), 3, "{dead:#?}");
     // Handled concurrently: dead letters are not in production order.
     let find = |needle: &str| {
-        dead.iter().find(|d| d.error.contains(needle)).unwrap_or_else(|| panic!("no dead letter with {needle:?}: {dead:#?}"))
+        dead.iter()
+            .find(|d| d.error.contains(needle))
+            .unwrap_or_else(|| panic!("no dead letter with {needle:?}: {dead:#?}"))
     };
     assert_eq!(find("missing field").handler, "", "no handler ran on an undecodable entry");
     assert_eq!(find("does not decode").handler, "work_item#0");
@@ -301,7 +302,8 @@ async fn durable_subscriber_resumes_where_it_stopped() {
 
 #[test]
 fn missing_redis_server_says_how_to_install_it() {
-    let err = std::panic::catch_unwind(|| RedisServer::start_binary("redis-server-that-does-not-exist", &[])).unwrap_err();
+    let err =
+        std::panic::catch_unwind(|| RedisServer::start_binary("redis-server-that-does-not-exist", &[])).unwrap_err();
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("apt-get install -y redis-server"), "{msg}");
 }

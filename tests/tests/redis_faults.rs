@@ -72,10 +72,17 @@ async fn server_killed_and_restarted_while_producing_and_consuming() {
 
     let failed = tokio::time::timeout(Duration::from_secs(120), producer).await.expect("producer finishes").unwrap();
     assert!(failed.is_empty(), "produce failed although the server came back within the retry budget: {failed:?}");
-    tokio::time::timeout(Duration::from_secs(120), running.drain()).await.expect("everything settles after the restart");
+    tokio::time::timeout(Duration::from_secs(120), running.drain())
+        .await
+        .expect("everything settles after the restart");
     let handled = handled.lock().unwrap().clone();
     let missing: Vec<u32> = (0..TOTAL).filter(|n| !handled.contains_key(n)).collect();
-    assert!(missing.is_empty(), "{} acknowledged events were lost: {:?}", missing.len(), &missing[..missing.len().min(20)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events were lost: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
     let duplicates: u32 = handled.values().map(|c| c - 1).sum();
     // At-least-once: a restart may redeliver what was in flight. Report it; never hide it.
     println!("handled {} distinct events, {duplicates} duplicate deliveries after the restart", handled.len());

@@ -49,6 +49,10 @@ pub(crate) struct DemoArgs {
     /// Print only the summary, not the timeline.
     #[arg(long, short)]
     quiet: bool,
+    /// Run on Redis at this URL instead of the in-memory queue. The demo uses its own key
+    /// prefix (`demo-<time>:`) and deletes its keys when it is done.
+    #[arg(long)]
+    redis: Option<String>,
 }
 
 const SCALING_GROUP: &str = "default";
@@ -122,7 +126,9 @@ const KERNEL_COUNT: usize = 6;
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let wall = Instant::now();
     let timeline = Timeline::new(!args.quiet);
-    let queue = InMemoryQueue::new();
+    let prefix = format!("demo-{}:", now_ms());
+    let queue = super::backend::queue(args.redis.as_deref(), &prefix).await?;
+    let where_ = if args.redis.is_some() { "Redis" } else { "one in-memory queue" };
 
     // Shared backends: the manager's database and the storage volume.
     let db = ManagerDb::new();
@@ -196,7 +202,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     instances.push(webui);
 
     timeline.section(format!(
-        "{} instances on one in-memory queue: manager-1..2, agent-1..3, storage-proxy-1..2, {UI}",
+        "{} instances on {where_}: manager-1..2, agent-1..3, storage-proxy-1..2, {UI}",
         instances.len()
     ));
 
@@ -373,6 +379,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         stopping.spawn(instance.running.shutdown(Duration::from_secs(2)));
     }
     while stopping.join_next().await.is_some() {}
+    if let Some(url) = &args.redis {
+        let removed = super::backend::delete_prefix(url, &prefix).await?;
+        report.push_str(&format!("\nremoved the demo's {removed} Redis keys (prefix `{prefix}`)\n"));
+    }
 
     report.push('\n');
     report.push_str(&checks.report());
