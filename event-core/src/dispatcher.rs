@@ -302,7 +302,8 @@ impl EventDispatcherBuilder {
                     let group = h.options.group.unwrap_or(&dispatcher.settings.group);
                     let module_ok = modules.is_empty()
                         || modules.iter().any(|m| {
-                            h.module_path == m || h.module_path.strip_prefix(m.as_str()).is_some_and(|r| r.starts_with("::"))
+                            h.module_path == m
+                                || h.module_path.strip_prefix(m.as_str()).is_some_and(|r| r.starts_with("::"))
                         });
                     let group_ok = groups.is_empty() || groups.iter().any(|g| g == group);
                     module_ok && group_ok
@@ -477,7 +478,10 @@ impl EventDispatcher {
             }
             for (type_id, type_name) in &h.requires {
                 if !self.state.contains(*type_id) {
-                    return Err(Error::MissingState { handler: h.name.to_string(), type_name: (*type_name).to_owned() });
+                    return Err(Error::MissingState {
+                        handler: h.name.to_string(),
+                        type_name: (*type_name).to_owned(),
+                    });
                 }
             }
         }

@@ -160,7 +160,8 @@ impl Envelope {
             return Err(fail("empty field `name`".into()));
         }
         let attempt = number("attempt")?;
-        let attempt = u32::try_from(attempt).ok().filter(|a| *a >= 1).ok_or_else(|| fail(format!("bad attempt {attempt}")))?;
+        let attempt =
+            u32::try_from(attempt).ok().filter(|a| *a >= 1).ok_or_else(|| fail(format!("bad attempt {attempt}")))?;
         let optional = |k: &str| -> Result<Option<String>, DecodeError> {
             match get(k) {
                 None => Ok(None),
@@ -198,10 +199,7 @@ impl Envelope {
 
 /// Milliseconds since the unix epoch.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// A fresh event id: a UUID v7 (time-ordered).

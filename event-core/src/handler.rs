@@ -75,6 +75,10 @@ pub enum InvokeError {
 /// What the generated invoke function returns.
 pub type InvokeResult = Result<HandlerFuture, InvokeError>;
 
+/// What one handler parameter needs from the dispatcher: the type id and name of a `State<T>`'s
+/// `T`, or `None`.
+pub type RequirementFn = fn() -> Option<(TypeId, &'static str)>;
+
 /// The type-erased entry point of a handler.
 pub type InvokeFn = fn(&HandlerCall<'_>) -> InvokeResult;
 
@@ -90,7 +94,7 @@ pub struct HandlerDescriptor {
     /// Options from the attribute.
     pub options: HandlerOptions,
     /// What each parameter needs from the dispatcher (`State<T>` needs a `T`).
-    pub requires: &'static [fn() -> Option<(TypeId, &'static str)>],
+    pub requires: &'static [RequirementFn],
     /// Decodes, extracts and calls the function.
     pub invoke: InvokeFn,
 }
@@ -101,7 +105,12 @@ inventory::collect!(HandlerDescriptor);
 pub fn registered_handlers() -> Vec<&'static HandlerDescriptor> {
     let mut all: Vec<&'static HandlerDescriptor> = inventory::iter::<HandlerDescriptor>.into_iter().collect();
     all.sort_by(|a, b| {
-        (a.event.stream, a.event.name, a.module_path, a.name).cmp(&(b.event.stream, b.event.name, b.module_path, b.name))
+        (a.event.stream, a.event.name, a.module_path, a.name).cmp(&(
+            b.event.stream,
+            b.event.name,
+            b.module_path,
+            b.name,
+        ))
     });
     all
 }

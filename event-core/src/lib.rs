@@ -24,12 +24,13 @@ mod retry;
 mod runtime;
 mod state;
 mod stats;
+pub mod testing;
 
+pub use dispatcher::{EventDispatcher, EventDispatcherBuilder, HandlerId};
 pub use error::{Error, HandlerError, Result};
 pub use event::{registered_events, AnycastEvent, BroadcastEvent, Delivery, Event, EventDescriptor, EventInfo};
 pub use event_macros::{anycast_event, broadcast_event, handler};
 pub use handler::{registered_handlers, Backoff, HandlerDescriptor, HandlerOptions};
-pub use dispatcher::{EventDispatcher, EventDispatcherBuilder, HandlerId};
 pub use memory::{InMemoryQueue, DEFAULT_MAX_STREAM_LEN};
 pub use meta::EventMeta;
 pub use producer::EventProducer;

@@ -23,9 +23,10 @@ pub const DEFAULT_MAX_STREAM_LEN: usize = 1_000_000;
 /// Each `InMemoryQueue::new()` is an independent queue; its clones share it, so several
 /// dispatchers (service instances) and producers can talk through one queue in one process.
 ///
-/// Anycast streams are trimmed as soon as every group has acked their oldest entries;
-/// every stream is also capped at [`DEFAULT_MAX_STREAM_LEN`] entries
-/// (see [`InMemoryQueue::with_max_stream_len`]).
+/// Anycast streams are trimmed below what every group has acked by the dispatcher's
+/// housekeeping ([`MessageQueue::maintain`], about once a second); every stream is also capped
+/// at [`DEFAULT_MAX_STREAM_LEN`] entries (see [`InMemoryQueue::with_max_stream_len`]).
+/// Broadcast streams are bounded by the cap only, since their ephemeral readers are not groups.
 #[derive(Clone, Default)]
 pub struct InMemoryQueue {
     shared: Arc<Shared>,
@@ -195,7 +196,12 @@ impl InMemoryQueue {
                     let Some(body) = entries.get(id) else { continue };
                     p.deliveries += 1;
                     p.delivered_at = now;
-                    out.push(StreamEntry { stream: key.clone(), id: *id, body: body.clone(), deliveries: p.deliveries });
+                    out.push(StreamEntry {
+                        stream: key.clone(),
+                        id: *id,
+                        body: body.clone(),
+                        deliveries: p.deliveries,
+                    });
                 }
             } else {
                 let start = EntryId { ms: group.last_delivered.ms, seq: group.last_delivered.seq.saturating_add(1) };
@@ -242,7 +248,6 @@ impl InMemoryQueue {
             if let Some(g) = s.groups.get_mut(group) {
                 g.pending.remove(&id);
             }
-            s.trim_acked();
         }
     }
 }
@@ -334,7 +339,12 @@ impl MessageQueue for InMemoryQueue {
                             p.consumer = consumer.to_owned();
                             p.delivered_at = now;
                             p.deliveries += 1;
-                            out.push(StreamEntry { stream: stream.clone(), id: *id, body: body.clone(), deliveries: p.deliveries });
+                            out.push(StreamEntry {
+                                stream: stream.clone(),
+                                id: *id,
+                                body: body.clone(),
+                                deliveries: p.deliveries,
+                            });
                         }
                         // Trimmed by the cap while pending: nothing left to deliver.
                         None => gone.push(*id),
@@ -357,8 +367,11 @@ impl MessageQueue for InMemoryQueue {
         let mut state = self.lock();
         let now = Instant::now();
         for (stream, id) in entries {
-            if let Some(p) =
-                state.streams.get_mut(&**stream).and_then(|s| s.groups.get_mut(group)).and_then(|g| g.pending.get_mut(id))
+            if let Some(p) = state
+                .streams
+                .get_mut(&**stream)
+                .and_then(|s| s.groups.get_mut(group))
+                .and_then(|g| g.pending.get_mut(id))
             {
                 if p.consumer == consumer {
                     p.delivered_at = now;
@@ -437,7 +450,10 @@ impl MessageQueue for InMemoryQueue {
             EntryBody::Envelope(e) => (e.name.clone(), e.id.clone()),
             EntryBody::Fields(f) => {
                 let get = |k: &[u8]| {
-                    f.iter().find(|(n, _)| n == k).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+                    f.iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                        .unwrap_or_default()
                 };
                 (get(b"name"), get(b"id"))
             }
@@ -446,7 +462,11 @@ impl MessageQueue for InMemoryQueue {
         let id = {
             let s = state.stream(&key);
             let now = now_ms();
-            let id = if now > s.last.ms { EntryId { ms: now, seq: 0 } } else { EntryId { ms: s.last.ms, seq: s.last.seq + 1 } };
+            let id = if now > s.last.ms {
+                EntryId { ms: now, seq: 0 }
+            } else {
+                EntryId { ms: s.last.ms, seq: s.last.seq + 1 }
+            };
             s.last = id;
             id
         };
@@ -560,6 +580,13 @@ impl MessageQueue for InMemoryQueue {
                 Ok(Vec::new())
             }
         })
+    }
+
+    fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<()>> {
+        if let Some(s) = self.lock().streams.get_mut(stream) {
+            s.trim_acked();
+        }
+        ok(Ok(()))
     }
 
     fn settled<'a>(&'a self, group: &'a str, checks: &'a [SettleCheck]) -> BoxFuture<'a, Result<bool>> {

@@ -81,12 +81,14 @@ impl EventProducer {
 
     /// Builds the envelope of `ev` (what [`produce`](Self::produce) appends).
     pub fn envelope<E: Event>(&self, ev: &E) -> Result<Envelope> {
-        let data = self
-            .content_type
-            .encode(ev)
-            .map_err(|reason| Error::Encode { event: E::NAME.to_owned(), reason })?;
+        let data =
+            self.content_type.encode(ev).map_err(|reason| Error::Encode { event: E::NAME.to_owned(), reason })?;
         if data.len() > self.max_payload {
-            return Err(Error::PayloadTooLarge { event: E::NAME.to_owned(), size: data.len(), limit: self.max_payload });
+            return Err(Error::PayloadTooLarge {
+                event: E::NAME.to_owned(),
+                size: data.len(),
+                limit: self.max_payload,
+            });
         }
         Ok(Envelope {
             id: new_event_id(),

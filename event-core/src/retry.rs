@@ -75,7 +75,8 @@ mod tests {
 
     #[test]
     fn fixed_is_constant() {
-        let p = RetryPolicy { backoff: Backoff::Fixed, base_delay: Duration::from_millis(20), ..RetryPolicy::default() };
+        let p =
+            RetryPolicy { backoff: Backoff::Fixed, base_delay: Duration::from_millis(20), ..RetryPolicy::default() };
         assert_eq!(p.delay(1), Duration::from_millis(20));
         assert_eq!(p.delay(7), Duration::from_millis(20));
     }

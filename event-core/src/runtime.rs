@@ -18,8 +18,8 @@ use crate::queue::{
     due_stream_key, DeadLetter, EntryBody, EntryId, GroupStart, MessageQueue, NewDeadLetter, ReadGroup, SettleCheck,
     StreamEntry,
 };
-use crate::stats::{HandlerCounters, HandlerStats};
 use crate::state::StateMap;
+use crate::stats::{HandlerCounters, HandlerStats};
 use crate::Result;
 
 /// How often a reader does stream housekeeping ([`MessageQueue::maintain`]).
@@ -174,7 +174,9 @@ impl Runtime {
         let started = Instant::now();
         let call = HandlerCall::new(env, attempt, &self.state);
         let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (h.spec.invoke)(&call))) {
-            Err(p) => Outcome::Failed { kind: FailKind::Panic, error: format!("handler panicked: {}", panic_message(&*p)) },
+            Err(p) => {
+                Outcome::Failed { kind: FailKind::Panic, error: format!("handler panicked: {}", panic_message(&*p)) }
+            }
             Ok(Err(InvokeError::Decode(reason))) => Outcome::Failed { kind: FailKind::Decode, error: reason },
             Ok(Err(InvokeError::Extract(e))) => Outcome::Failed { kind: FailKind::Error, error: e.to_string() },
             Ok(Ok(fut)) => {
@@ -324,7 +326,11 @@ impl Runtime {
     }
 }
 
-async fn run_acker(queue: Arc<dyn MessageQueue>, group: Arc<str>, mut rx: mpsc::UnboundedReceiver<(Arc<str>, EntryId)>) {
+async fn run_acker(
+    queue: Arc<dyn MessageQueue>,
+    group: Arc<str>,
+    mut rx: mpsc::UnboundedReceiver<(Arc<str>, EntryId)>,
+) {
     let mut batch = Vec::with_capacity(1024);
     while rx.recv_many(&mut batch, 1024).await > 0 {
         if !persist("acking", || queue.ack(&group, &batch)).await {
@@ -455,7 +461,8 @@ async fn run_group(rt: Arc<Runtime>, g: Arc<GroupRt>, stop: watch::Receiver<bool
                 continue;
             }
         }
-        let block = next_promote.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), s.poll_interval);
+        let block =
+            next_promote.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), s.poll_interval);
         let req = ReadGroup {
             group: &g.name,
             consumer,
@@ -524,7 +531,12 @@ async fn run_keep_alive(rt: Arc<Runtime>, g: Arc<GroupRt>, mut stop: watch::Rece
 
 /// Reads the broadcast streams: with a cursor per stream (ephemeral), or through the
 /// subscriber's own consumer group (durable, `subscriber_name`).
-async fn read_broadcast(rt: &Runtime, b: &BroadcastRt, count: usize, recovering: &mut Option<usize>) -> Result<Vec<StreamEntry>> {
+async fn read_broadcast(
+    rt: &Runtime,
+    b: &BroadcastRt,
+    count: usize,
+    recovering: &mut Option<usize>,
+) -> Result<Vec<StreamEntry>> {
     let s = &rt.settings;
     let cursors = lock(&b.progress).cursors.clone();
     let Some(group) = &s.subscriber else {
@@ -569,18 +581,11 @@ async fn read_broadcast(rt: &Runtime, b: &BroadcastRt, count: usize, recovering:
 async fn run_broadcast(rt: Arc<Runtime>, b: Arc<BroadcastRt>, stop: watch::Receiver<bool>) {
     let s = &rt.settings;
     let mut error_delay = Duration::from_millis(50);
-    let mut next_maintain = Instant::now();
     let mut recovering = s.subscriber.as_ref().map(|_| 0usize);
+    // No `maintain` here: a broadcast stream also has ephemeral readers (cursors) that no group
+    // accounts for, so trimming it to what the durable subscribers' groups acked would drop
+    // entries they have yet to read. Broadcast streams are bounded by the hard cap only.
     while !*stop.borrow() {
-        if Instant::now() >= next_maintain {
-            let streams: Vec<Arc<str>> = lock(&b.progress).cursors.iter().map(|(s, _)| s.clone()).collect();
-            for stream in &streams {
-                if let Err(e) = rt.queue.maintain(stream).await {
-                    tracing::warn!(error = %e, stream = %stream, "stream maintenance failed");
-                }
-            }
-            next_maintain = Instant::now() + MAINTAIN_EVERY;
-        }
         let Some(permits) = read_with_permits(&b.slots, s.max_batch).await else { return };
         match read_broadcast(&rt, &b, permits.len(), &mut recovering).await {
             Ok(entries) => {
@@ -643,9 +648,12 @@ impl RunningDispatcher {
         let mut broadcast: Handlers = HashMap::new();
         for h in &handlers {
             match h.spec.event.delivery {
-                Delivery::Anycast => {
-                    by_group.entry(h.spec.group.clone()).or_default().entry(h.spec.event.name).or_default().push(h.clone())
-                }
+                Delivery::Anycast => by_group
+                    .entry(h.spec.group.clone())
+                    .or_default()
+                    .entry(h.spec.event.name)
+                    .or_default()
+                    .push(h.clone()),
                 Delivery::Broadcast => broadcast.entry(h.spec.event.name).or_default().push(h.clone()),
             }
         }
@@ -687,7 +695,8 @@ impl RunningDispatcher {
         let broadcast = if broadcast.is_empty() {
             None
         } else {
-            let mut streams: Vec<Arc<str>> = broadcast.values().flatten().map(|h| Arc::from(h.spec.event.stream)).collect();
+            let mut streams: Vec<Arc<str>> =
+                broadcast.values().flatten().map(|h| Arc::from(h.spec.event.stream)).collect();
             streams.sort();
             streams.dedup();
             let mut cursors = Vec::with_capacity(streams.len());
@@ -774,8 +783,10 @@ impl RunningDispatcher {
                     done = match &rt.settings.subscriber {
                         // Durable: the subscriber's group must have read and acked up to there.
                         Some(group) => {
-                            let c: Vec<SettleCheck> =
-                                targets.iter().map(|(s, upto)| SettleCheck { stream: s.clone(), upto: *upto }).collect();
+                            let c: Vec<SettleCheck> = targets
+                                .iter()
+                                .map(|(s, upto)| SettleCheck { stream: s.clone(), upto: *upto })
+                                .collect();
                             let idle = lock(&b.progress).in_flight == 0;
                             idle && matches!(rt.queue.settled(group, &c).await, Ok(true))
                         }

@@ -79,6 +79,21 @@ pub(crate) fn format_duration(d: Duration) -> String {
     }
 }
 
+/// Parses `250ms`, `10s`, `5m` or `1h` for command-line options.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration `{s}`: write a number and a unit, e.g. 250ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("invalid duration `{s}`: the unit is one of ms, s, m, h")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,20 +114,5 @@ mod tests {
         assert_eq!(lines[0], "name   n");
         assert_eq!(lines[2], "a      1");
         assert_eq!(lines[3], "long  22");
-    }
-}
-
-/// Parses `250ms`, `10s`, `5m` or `1h` for command-line options.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration `{s}`: write a number and a unit, e.g. 250ms"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("invalid duration `{s}`: the unit is one of ms, s, m, h")),
     }
 }

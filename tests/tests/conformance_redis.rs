@@ -1,0 +1,7 @@
+//! The backend conformance suite of event-core, unchanged, on `RedisQueue`: each case gets its
+//! own private redis-server.
+use std::sync::Arc;
+
+use event_core::MessageQueue;
+
+event_core::conformance_suite!(async { Arc::new(tests::ServerQueue::start().await) as Arc<dyn MessageQueue> });
