@@ -346,9 +346,7 @@ impl RedisQueue {
     fn entry_fields(entry: &StreamEntry) -> Vec<(Vec<u8>, Vec<u8>)> {
         match &entry.body {
             EntryBody::Fields(f) => f.clone(),
-            EntryBody::Envelope(env) => {
-                env.to_fields().into_iter().map(|(k, v)| (k.as_bytes().to_vec(), v)).collect()
-            }
+            EntryBody::Envelope(env) => env.to_fields().into_iter().map(|(k, v)| (k.as_bytes().to_vec(), v)).collect(),
         }
     }
 
@@ -403,8 +401,13 @@ impl MessageQueue for RedisQueue {
                     keys.push(key);
                 }
             }
-            let ids: Vec<String> =
-                self.run("XADD", |mut c| { let pipe = pipe.clone(); async move { pipe.query_async(&mut c).await } }).await.map_err(core_err)?;
+            let ids: Vec<String> = self
+                .run("XADD", |mut c| {
+                    let pipe = pipe.clone();
+                    async move { pipe.query_async(&mut c).await }
+                })
+                .await
+                .map_err(core_err)?;
             self.cap_trim_if_due(&keys).await;
             ids.iter()
                 .map(|id| {
@@ -416,7 +419,11 @@ impl MessageQueue for RedisQueue {
         })
     }
 
-    fn append_raw<'a>(&'a self, stream: &'a str, fields: &'a [(&'a str, &'a [u8])]) -> BoxFuture<'a, event_core::Result<EntryId>> {
+    fn append_raw<'a>(
+        &'a self,
+        stream: &'a str,
+        fields: &'a [(&'a str, &'a [u8])],
+    ) -> BoxFuture<'a, event_core::Result<EntryId>> {
         Box::pin(async move {
             let key = self.key(stream);
             let id: String = self
@@ -435,7 +442,12 @@ impl MessageQueue for RedisQueue {
         })
     }
 
-    fn ensure_group<'a>(&'a self, stream: &'a str, group: &'a str, start: GroupStart) -> BoxFuture<'a, event_core::Result<()>> {
+    fn ensure_group<'a>(
+        &'a self,
+        stream: &'a str,
+        group: &'a str,
+        start: GroupStart,
+    ) -> BoxFuture<'a, event_core::Result<()>> {
         Box::pin(async move { self.ensure_group_inner(stream, group, start).await.map_err(core_err) })
     }
 
@@ -483,7 +495,13 @@ impl MessageQueue for RedisQueue {
             }
             let result = match req.block {
                 Some(block) => self.run_blocking(cmd, block).await,
-                None => self.run("XREADGROUP", |mut c| { let cmd = cmd.clone(); async move { cmd.query_async(&mut c).await } }).await,
+                None => {
+                    self.run("XREADGROUP", |mut c| {
+                        let cmd = cmd.clone();
+                        async move { cmd.query_async(&mut c).await }
+                    })
+                    .await
+                }
             };
             match result {
                 Ok(v) => reply::stream_entries(&names, &v).map_err(core_err),
@@ -519,9 +537,12 @@ impl MessageQueue for RedisQueue {
             for (key, ids) in &by_key {
                 pipe.cmd("XACK").arg(key).arg(group).arg(ids).ignore();
             }
-            self.run("XACK", |mut c| { let pipe = pipe.clone(); async move { pipe.query_async::<()>(&mut c).await } })
-                .await
-                .map_err(core_err)
+            self.run("XACK", |mut c| {
+                let pipe = pipe.clone();
+                async move { pipe.query_async::<()>(&mut c).await }
+            })
+            .await
+            .map_err(core_err)
         })
     }
 
@@ -576,7 +597,13 @@ impl MessageQueue for RedisQueue {
                     self.run("XCLAIM (keep-alive)", |mut c| {
                         let key = key.clone();
                         async move {
-                            scripts::KEEP_ALIVE.key(&key).arg(group).arg(consumer).arg(chunk).invoke_async::<i64>(&mut c).await
+                            scripts::KEEP_ALIVE
+                                .key(&key)
+                                .arg(group)
+                                .arg(consumer)
+                                .arg(chunk)
+                                .invoke_async::<i64>(&mut c)
+                                .await
                         }
                     })
                     .await
@@ -634,7 +661,13 @@ impl MessageQueue for RedisQueue {
                 .run("promote (Lua)", |mut c| {
                     let (set_key, due_key) = (set_key.clone(), due_key.clone());
                     async move {
-                        scripts::PROMOTE_DUE.key(&set_key).key(&due_key).arg(now_ms).arg(limit.max(1)).invoke_async(&mut c).await
+                        scripts::PROMOTE_DUE
+                            .key(&set_key)
+                            .key(&due_key)
+                            .arg(now_ms)
+                            .arg(limit.max(1))
+                            .invoke_async(&mut c)
+                            .await
                     }
                 })
                 .await
@@ -679,7 +712,8 @@ impl MessageQueue for RedisQueue {
             })
             .await
             .map_err(core_err)?;
-            metrics::counter!("event_dead_letters_total", "stream" => main.to_owned(), "group" => group.to_owned()).increment(1);
+            metrics::counter!("event_dead_letters_total", "stream" => main.to_owned(), "group" => group.to_owned())
+                .increment(1);
             Ok(())
         })
     }
@@ -697,7 +731,16 @@ impl MessageQueue for RedisQueue {
                 let v: Value = self
                     .run("XRANGE", |mut c| {
                         let key = key.clone();
-                        async move { redis::cmd("XRANGE").arg(&key).arg("-").arg("+").arg("COUNT").arg(limit.max(1)).query_async(&mut c).await }
+                        async move {
+                            redis::cmd("XRANGE")
+                                .arg(&key)
+                                .arg("-")
+                                .arg("+")
+                                .arg("COUNT")
+                                .arg(limit.max(1))
+                                .query_async(&mut c)
+                                .await
+                        }
                     })
                     .await
                     .map_err(core_err)?;
@@ -751,7 +794,16 @@ impl MessageQueue for RedisQueue {
             let v: Value = self
                 .run("XREVRANGE", |mut c| {
                     let key = key.clone();
-                    async move { redis::cmd("XREVRANGE").arg(&key).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut c).await }
+                    async move {
+                        redis::cmd("XREVRANGE")
+                            .arg(&key)
+                            .arg("+")
+                            .arg("-")
+                            .arg("COUNT")
+                            .arg(1)
+                            .query_async(&mut c)
+                            .await
+                    }
                 })
                 .await
                 .map_err(core_err)?;
@@ -784,7 +836,13 @@ impl MessageQueue for RedisQueue {
             }
             let v = match block {
                 Some(block) => self.run_blocking(cmd, block).await,
-                None => self.run("XREAD", |mut c| { let cmd = cmd.clone(); async move { cmd.query_async(&mut c).await } }).await,
+                None => {
+                    self.run("XREAD", |mut c| {
+                        let cmd = cmd.clone();
+                        async move { cmd.query_async(&mut c).await }
+                    })
+                    .await
+                }
             }
             .map_err(core_err)?;
             reply::stream_entries(&names, &v).map_err(core_err)
@@ -837,13 +895,20 @@ impl MessageQueue for RedisQueue {
             let report = reply::trim_report(&v).map_err(core_err)?;
             if report.capped > 0 {
                 metrics::counter!("events_trimmed_total", "stream" => stream.to_owned()).increment(report.capped);
-                tracing::warn!(stream, dropped = report.capped, cap, "stream over its hard cap: oldest entries dropped");
+                tracing::warn!(
+                    stream,
+                    dropped = report.capped,
+                    cap,
+                    "stream over its hard cap: oldest entries dropped"
+                );
             }
             for (group, lag, pending) in report.groups {
                 if lag >= 0 {
-                    metrics::gauge!("event_consumer_lag", "stream" => stream.to_owned(), "group" => group.clone()).set(lag as f64);
+                    metrics::gauge!("event_consumer_lag", "stream" => stream.to_owned(), "group" => group.clone())
+                        .set(lag as f64);
                 }
-                metrics::gauge!("event_consumer_pending", "stream" => stream.to_owned(), "group" => group).set(pending as f64);
+                metrics::gauge!("event_consumer_pending", "stream" => stream.to_owned(), "group" => group)
+                    .set(pending as f64);
             }
             Ok(())
         })

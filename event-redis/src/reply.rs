@@ -69,7 +69,12 @@ fn entries_of(stream: &Arc<str>, v: &Value, deliveries: u32, out: &mut Vec<Strea
         if matches!(f, Value::Nil) {
             continue;
         }
-        out.push(StreamEntry { stream: stream.clone(), id: entry_id(id, "XREAD")?, body: EntryBody::Fields(fields(f)), deliveries });
+        out.push(StreamEntry {
+            stream: stream.clone(),
+            id: entry_id(id, "XREAD")?,
+            body: EntryBody::Fields(fields(f)),
+            deliveries,
+        });
     }
     Ok(())
 }
@@ -108,7 +113,12 @@ fn counted_entries(stream: &Arc<str>, v: &Value, op: &'static str) -> Result<Vec
         let parts = array(e).ok_or_else(|| bad(op, "entry is not an array"))?;
         let [id, f, n] = parts else { return Err(bad(op, "entry is not {id, fields, count}")) };
         let deliveries = int(n).and_then(|n| u32::try_from(n).ok()).unwrap_or(1).max(1);
-        out.push(StreamEntry { stream: stream.clone(), id: entry_id(id, op)?, body: EntryBody::Fields(fields(f)), deliveries });
+        out.push(StreamEntry {
+            stream: stream.clone(),
+            id: entry_id(id, op)?,
+            body: EntryBody::Fields(fields(f)),
+            deliveries,
+        });
     }
     Ok(out)
 }
@@ -150,7 +160,10 @@ pub(crate) fn dead_letters(v: &Value, stream: &str, group: &str) -> Result<Vec<D
         let (Some(id), Some(f)) = (parts.first(), parts.get(1)) else { continue };
         let f = fields(f);
         let get = |k: &str| {
-            f.iter().find(|(n, _)| n == k.as_bytes()).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+            f.iter()
+                .find(|(n, _)| n == k.as_bytes())
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
         };
         out.push(DeadLetter {
             id: text(id).unwrap_or_default(),
@@ -160,11 +173,19 @@ pub(crate) fn dead_letters(v: &Value, stream: &str, group: &str) -> Result<Vec<D
             attempts: get("dl_attempts").parse().unwrap_or(0),
             stream: {
                 let s = get("dl_stream");
-                if s.is_empty() { stream.to_owned() } else { s }
+                if s.is_empty() {
+                    stream.to_owned()
+                } else {
+                    s
+                }
             },
             group: {
                 let g = get("dl_group");
-                if g.is_empty() { group.to_owned() } else { g }
+                if g.is_empty() {
+                    group.to_owned()
+                } else {
+                    g
+                }
             },
             original_id: get("dl_oid"),
             event_id: get("id"),
