@@ -94,6 +94,7 @@ pub struct EventDispatcherBuilder {
     poll_interval: Duration,
     max_batch: usize,
     subscriber: Option<String>,
+    expected_handlers: usize,
 }
 
 impl std::fmt::Debug for EventDispatcherBuilder {
@@ -270,6 +271,13 @@ impl EventDispatcherBuilder {
         self
     }
 
+    /// Makes `build()` fail unless discovery found at least `n` handlers: a guard against a
+    /// handler crate the binary forgot to name (and so was not linked).
+    pub fn expect_handlers(mut self, n: usize) -> Self {
+        self.expected_handlers = n;
+        self
+    }
+
     /// Builds the dispatcher, refusing duplicate event names, duplicate handlers and a
     /// `State<T>` nobody provided.
     pub fn build(self) -> Result<EventDispatcher> {
@@ -310,11 +318,14 @@ impl EventDispatcherBuilder {
                 })
                 .collect(),
         };
+        if discovered.len() < self.expected_handlers {
+            return Err(Error::TooFewHandlers { found: discovered.len(), expected: self.expected_handlers });
+        }
         for d in discovered {
             dispatcher.add(dispatcher.spec_from_descriptor(d));
         }
         dispatcher.validate()?;
-        tracing::debug!(
+        tracing::info!(
             group = %dispatcher.settings.group,
             consumer = %dispatcher.settings.consumer,
             handlers = dispatcher.lock_handlers().len(),
@@ -344,6 +355,7 @@ impl EventDispatcher {
             poll_interval: Duration::from_millis(50),
             max_batch: 512,
             subscriber: None,
+            expected_handlers: 0,
         }
     }
 

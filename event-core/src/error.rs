@@ -38,6 +38,14 @@ pub enum Error {
         /// The group.
         group: String,
     },
+    /// Fewer handlers were discovered than [`expect_handlers`](crate::EventDispatcherBuilder::expect_handlers) asked for.
+    #[error("discovered {found} handler(s), expected at least {expected}: a crate whose handlers the binary never names is not linked; add `use my_handlers as _;` to the binary")]
+    TooFewHandlers {
+        /// Handlers discovered.
+        found: usize,
+        /// The minimum asked for.
+        expected: usize,
+    },
     /// An invalid configuration value.
     #[error("invalid configuration: {0}")]
     Config(String),
