@@ -712,8 +712,6 @@ impl MessageQueue for RedisQueue {
             })
             .await
             .map_err(core_err)?;
-            metrics::counter!("event_dead_letters_total", "stream" => main.to_owned(), "group" => group.to_owned())
-                .increment(1);
             Ok(())
         })
     }
