@@ -5,18 +5,25 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if ! command -v redis-server >/dev/null 2>&1; then
+# Debian/Ubuntu packages for the commands the tests run: redis-server (the private servers),
+# openssl (the TLS test's throw-away certificates).
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    echo "redis-server not found: installing Debian's redis-server package" >&2
+    echo "installing Debian packages: ${missing[*]}" >&2
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "redis-server not found. Install Redis >= 6.2 (e.g. 'brew install redis' or 'dnf install redis') and re-run." >&2
+    echo "missing: ${missing[*]}. Install Redis >= 6.2 and openssl (e.g. 'brew install redis openssl') and re-run." >&2
     exit 1
   fi
 fi
 redis-server --version
 
 cargo test --workspace "$@"
+# rediss:// is behind the `tls` feature: its test runs as a second, feature-enabled build.
+cargo test -p tests --features tls --test redis_tls "$@"

@@ -97,9 +97,19 @@ pub struct RedisQueueBuilder {
     max_dead_letters: usize,
     connect_timeout: Duration,
     retry_budget: Duration,
+    #[cfg(feature = "tls")]
+    root_cert_pem: Option<Vec<u8>>,
 }
 
 impl RedisQueueBuilder {
+    /// Trusts this CA certificate (PEM) for `rediss://` instead of the Mozilla roots: for
+    /// servers with a private or self-signed certificate.
+    #[cfg(feature = "tls")]
+    pub fn root_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert_pem = Some(pem.into());
+        self
+    }
+
     /// Prepends `prefix` to every key (e.g. `app1:` gives `app1:events:{kernel}:anycast`).
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -134,8 +144,17 @@ impl RedisQueueBuilder {
     /// Connects, checks the server version, and returns the queue.
     pub async fn connect(self) -> Result<RedisQueue> {
         let shown = error::redact(&self.url);
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| Error::InvalidUrl { url: shown.clone(), reason: e.to_string() })?;
+        #[cfg(feature = "tls")]
+        let client = match &self.root_cert_pem {
+            Some(pem) => redis::Client::build_with_tls(
+                self.url.as_str(),
+                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+            ),
+            None => redis::Client::open(self.url.as_str()),
+        };
+        #[cfg(not(feature = "tls"))]
+        let client = redis::Client::open(self.url.as_str());
+        let client = client.map_err(|e| Error::InvalidUrl { url: shown.clone(), reason: e.to_string() })?;
         let config = command_config(self.connect_timeout);
         let connecting = async {
             let mut conn = ConnectionManager::new_with_config(client.clone(), config).await?;
@@ -240,6 +259,8 @@ impl RedisQueue {
             max_dead_letters: DEFAULT_MAX_DEAD_LETTERS,
             connect_timeout: Duration::from_secs(5),
             retry_budget: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            root_cert_pem: None,
         }
     }
 
