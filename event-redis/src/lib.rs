@@ -527,12 +527,12 @@ impl MessageQueue for RedisQueue {
             match result {
                 Ok(v) => reply::stream_entries(&names, &v).map_err(core_err),
                 Err(Error::Redis(e)) if e.code() == Some("NOGROUP") => {
-                    // The stream or group vanished (a flushed or restarted server without
-                    // persistence): recreate and read again next time.
+                    // The stream or its group vanished (a server restarted without persistence,
+                    // a deleted key): recreate the group at the start of what the stream holds
+                    // now, so events appended since are not skipped (at-least-once).
                     tracing::warn!(group = req.group, "consumer group missing; recreating it");
                     for s in req.streams {
-                        let start = if s.ends_with(":due") { GroupStart::Beginning } else { GroupStart::End };
-                        self.ensure_group_inner(s, req.group, start).await.map_err(core_err)?;
+                        self.ensure_group_inner(s, req.group, GroupStart::Beginning).await.map_err(core_err)?;
                     }
                     Ok(Vec::new())
                 }

@@ -307,3 +307,37 @@ fn missing_redis_server_says_how_to_install_it() {
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("apt-get install -y redis-server"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_group_is_recreated_without_skipping_events() {
+    let server = RedisServer::start();
+    let queue = RedisQueue::connect(&server.url()).await.unwrap();
+    let seen = Arc::new(AtomicU32::new(0));
+    let d = EventDispatcher::builder(queue.clone()).group("svc").build().unwrap();
+    let s = seen.clone();
+    d.consume::<WorkItem, _, _>(move |_, _| {
+        let s = s.clone();
+        async move {
+            s.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    let running = d.start().await.unwrap();
+    let p = EventProducer::new(queue.clone(), "nogroup");
+    p.produce(&WorkItem { n: 1 }).await.unwrap();
+    tokio::time::timeout(SETTLE, running.drain()).await.expect("settles");
+    // The stream and its groups disappear (as after a restart without persistence)...
+    let mut c = raw(&server).await;
+    let _: () = c.del("events:{backend}:anycast").await.unwrap();
+    // ...an event arrives on a stream that has no group any more...
+    p.produce(&WorkItem { n: 2 }).await.unwrap();
+    // ...and the reader, told NOGROUP, recreates the group and still delivers it.
+    for _ in 0..200 {
+        if seen.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "the event appended after the group vanished was skipped");
+    running.shutdown(Duration::from_secs(5)).await;
+}
