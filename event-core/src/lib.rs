@@ -25,6 +25,7 @@ mod runtime;
 mod state;
 mod stats;
 pub mod testing;
+mod trace_context;
 
 pub use dispatcher::{EventDispatcher, EventDispatcherBuilder, HandlerId};
 pub use error::{Error, HandlerError, Result};

@@ -582,6 +582,13 @@ impl MessageQueue for InMemoryQueue {
         })
     }
 
+    fn groups<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
+        let mut groups: Vec<String> =
+            self.lock().streams.get(stream).map(|s| s.groups.keys().cloned().collect()).unwrap_or_default();
+        groups.sort();
+        ok(Ok(groups))
+    }
+
     fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<()>> {
         if let Some(s) = self.lock().streams.get_mut(stream) {
             s.trim_acked();

@@ -101,7 +101,7 @@ impl EventProducer {
             ct: self.content_type,
             data,
             handlers: None,
-            traceparent: None,
+            traceparent: crate::trace_context::current_traceparent(),
         })
     }
 

@@ -257,6 +257,10 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug + 'static {
         block: Option<Duration>,
     ) -> BoxFuture<'a, Result<Vec<StreamEntry>>>;
 
+    /// Names of the consumer groups reading `stream` (for tooling: listing dead letters of
+    /// every group). Due streams' groups are included only when asked for by their own key.
+    fn groups<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<String>>>;
+
     /// Periodic housekeeping of a stream this process reads: trimming what every group acked,
     /// the hard cap, lag metrics. Called by the dispatcher about once a second per stream, for
     /// anycast streams (and their due streams) only: a broadcast stream also has ephemeral
@@ -362,6 +366,9 @@ impl<Q: MessageQueue + ?Sized> MessageQueue for Arc<Q> {
     }
     fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<()>> {
         (**self).maintain(stream)
+    }
+    fn groups<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
+        (**self).groups(stream)
     }
     fn settled<'a>(&'a self, group: &'a str, checks: &'a [SettleCheck]) -> BoxFuture<'a, Result<bool>> {
         (**self).settled(group, checks)

@@ -171,6 +171,7 @@ impl Runtime {
             group,
             correlation_id = env.cid.as_deref().unwrap_or(""),
         );
+        crate::trace_context::set_parent(&span, env.traceparent.as_deref());
         let started = Instant::now();
         let call = HandlerCall::new(env, attempt, &self.state);
         let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (h.spec.invoke)(&call))) {

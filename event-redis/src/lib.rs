@@ -900,6 +900,27 @@ impl MessageQueue for RedisQueue {
         })
     }
 
+    fn groups<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, event_core::Result<Vec<String>>> {
+        Box::pin(async move {
+            let key = self.key(stream);
+            let v: Value = self
+                .run("XINFO GROUPS", |mut c| {
+                    let key = key.clone();
+                    async move {
+                        match redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async(&mut c).await {
+                            Err(e) if e.code() == Some("ERR") && e.to_string().contains("no such key") => {
+                                Ok(Value::Array(Vec::new()))
+                            }
+                            other => other,
+                        }
+                    }
+                })
+                .await
+                .map_err(core_err)?;
+            Ok(reply::group_names(&v))
+        })
+    }
+
     fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, event_core::Result<()>> {
         Box::pin(async move {
             let key = self.key(stream);

@@ -224,3 +224,21 @@ pub(crate) fn trim_report(v: &Value) -> Result<TrimReport> {
         .collect();
     Ok(TrimReport { capped: u64::try_from(capped).unwrap_or(0), groups })
 }
+
+/// Group names from `XINFO GROUPS` (RESP2 flat arrays or RESP3 maps).
+pub(crate) fn group_names(v: &Value) -> Vec<String> {
+    let mut names: Vec<String> = array(v)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|g| match g {
+            Value::Map(pairs) => pairs.iter().find(|(k, _)| bytes(k) == Some(b"name")).and_then(|(_, v)| text(v)),
+            other => array(other)?
+                .chunks(2)
+                .find(|kv| bytes(&kv[0]) == Some(b"name"))
+                .and_then(|kv| kv.get(1))
+                .and_then(text),
+        })
+        .collect();
+    names.sort();
+    names
+}

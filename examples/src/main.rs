@@ -32,6 +32,10 @@ enum Command {
     Worker(cmd::worker::WorkerArgs),
     /// Publish load-test events to Redis.
     Produce(cmd::produce::ProduceArgs),
+    /// List, replay or purge dead letters.
+    Dlq(cmd::dlq::DlqArgs),
+    /// Measure produce and end-to-end rates and latency (in-memory, or Redis with --redis).
+    Bench(cmd::bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -42,5 +46,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Catalog(args) => cmd::catalog::run(&args),
         Command::Worker(args) => cmd::worker::run(args).await,
         Command::Produce(args) => cmd::produce::run(args).await,
+        Command::Dlq(args) => cmd::dlq::run(args).await,
+        Command::Bench(args) => cmd::bench::run(args).await,
     }
 }

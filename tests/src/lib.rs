@@ -320,6 +320,9 @@ mod delegate {
         fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<()>> {
             self.queue.maintain(stream)
         }
+        fn groups<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
+            self.queue.groups(stream)
+        }
     }
 }
 

@@ -49,6 +49,9 @@ pub(crate) struct DemoArgs {
     /// Print only the summary, not the timeline.
     #[arg(long, short)]
     quiet: bool,
+    /// Serve metrics in Prometheus text format on this address (`GET /metrics`).
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Run on Redis at this URL instead of the in-memory queue. The demo uses its own key
     /// prefix (`demo-<time>:`) and deletes its keys when it is done.
     #[arg(long)]
@@ -126,6 +129,10 @@ const KERNEL_COUNT: usize = 6;
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let wall = Instant::now();
     let timeline = Timeline::new(!args.quiet);
+    if let Some(addr) = args.metrics_addr {
+        let bound = super::metrics::serve(addr).await?;
+        println!("metrics: http://{bound}/metrics");
+    }
     let prefix = format!("demo-{}:", now_ms());
     let queue = super::backend::queue(args.redis.as_deref(), &prefix).await?;
     let where_ = if args.redis.is_some() { "Redis" } else { "one in-memory queue" };

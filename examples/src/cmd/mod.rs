@@ -1,8 +1,11 @@
 //! One module per subcommand, plus the helpers they share.
 
 pub(crate) mod backend;
+pub(crate) mod bench;
 pub(crate) mod catalog;
 pub(crate) mod demo;
+pub(crate) mod dlq;
+pub(crate) mod metrics;
 pub(crate) mod produce;
 pub(crate) mod worker;
 

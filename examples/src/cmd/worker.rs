@@ -42,6 +42,9 @@ pub(crate) struct WorkerArgs {
     /// Print the catalog handlers' timeline.
     #[arg(long)]
     verbose: bool,
+    /// Serve metrics in Prometheus text format on this address (`GET /metrics`).
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Simulated work per load-test event (e.g. `2ms`), so that entries are in flight.
     #[arg(long, value_parser = super::parse_duration)]
     work: Option<Duration>,
@@ -49,6 +52,10 @@ pub(crate) struct WorkerArgs {
 
 /// Runs `worker` until Ctrl-C or SIGTERM.
 pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    if let Some(addr) = args.metrics_addr {
+        let bound = super::metrics::serve(addr).await?;
+        println!("metrics: http://{bound}/metrics");
+    }
     let queue = backend::redis(&args.redis, &args.prefix).await?;
     let timeline = Timeline::new(args.verbose);
     let name = args.consumer.clone().unwrap_or_else(|| format!("worker-{}", std::process::id()));
