@@ -86,6 +86,31 @@ pub struct Envelope {
     pub traceparent: Option<String>,
 }
 
+/// One field value of an entry, borrowed from the envelope (see [`Envelope::for_each_field`]).
+#[derive(Debug, Clone, Copy)]
+pub enum FieldValue<'a> {
+    /// UTF-8 text.
+    Text(&'a str),
+    /// A decimal number.
+    Number(u64),
+    /// Raw bytes (the payload).
+    Bytes(&'a [u8]),
+    /// Handler names, written comma-separated.
+    Handlers(&'a [String]),
+}
+
+impl FieldValue<'_> {
+    /// The bytes written on the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            FieldValue::Text(t) => t.as_bytes().to_vec(),
+            FieldValue::Number(n) => n.to_string().into_bytes(),
+            FieldValue::Bytes(b) => b.to_vec(),
+            FieldValue::Handlers(h) => h.join(",").into_bytes(),
+        }
+    }
+}
+
 /// Why a stream entry could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {
@@ -104,28 +129,33 @@ impl std::fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 impl Envelope {
-    /// The entry's fields in wire order, as `(name, value)` pairs.
-    pub fn to_fields(&self) -> Vec<(&'static str, Vec<u8>)> {
-        let mut f = Vec::with_capacity(12);
-        f.push(("v", FORMAT_VERSION.to_string().into_bytes()));
-        f.push(("id", self.id.clone().into_bytes()));
-        f.push(("name", self.name.clone().into_bytes()));
-        f.push(("domain", self.domain.clone().into_bytes()));
-        f.push(("source", self.source.clone().into_bytes()));
-        f.push(("ts", self.ts.to_string().into_bytes()));
-        f.push(("attempt", self.attempt.to_string().into_bytes()));
+    /// Calls `f` with each field in wire order, without copying: what backends write.
+    pub fn for_each_field(&self, mut f: impl FnMut(&'static str, FieldValue<'_>)) {
+        f("v", FieldValue::Number(u64::from(FORMAT_VERSION)));
+        f("id", FieldValue::Text(&self.id));
+        f("name", FieldValue::Text(&self.name));
+        f("domain", FieldValue::Text(&self.domain));
+        f("source", FieldValue::Text(&self.source));
+        f("ts", FieldValue::Number(self.ts));
+        f("attempt", FieldValue::Number(u64::from(self.attempt)));
         if let Some(cid) = &self.cid {
-            f.push(("cid", cid.clone().into_bytes()));
+            f("cid", FieldValue::Text(cid));
         }
-        f.push(("ct", self.ct.as_str().as_bytes().to_vec()));
+        f("ct", FieldValue::Text(self.ct.as_str()));
         if let Some(h) = &self.handlers {
-            f.push(("h", h.join(",").into_bytes()));
+            f("h", FieldValue::Handlers(h));
         }
         if let Some(tp) = &self.traceparent {
-            f.push(("tp", tp.clone().into_bytes()));
+            f("tp", FieldValue::Text(tp));
         }
-        f.push(("data", self.data.clone()));
-        f
+        f("data", FieldValue::Bytes(&self.data));
+    }
+
+    /// The entry's fields in wire order, as `(name, value)` pairs.
+    pub fn to_fields(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut out = Vec::with_capacity(12);
+        self.for_each_field(|k, v| out.push((k, v.to_bytes())));
+        out
     }
 
     /// Decodes an entry from its fields. Every header field is required (`cid`, `h` and `tp`

@@ -72,7 +72,7 @@ struct Group {
 }
 
 struct Pending {
-    consumer: String,
+    consumer: Arc<str>,
     delivered_at: Instant,
     deliveries: u32,
 }
@@ -174,6 +174,7 @@ impl InMemoryQueue {
     }
 
     fn read_group_now(&self, req: &ReadGroup<'_>) -> Vec<StreamEntry> {
+        let consumer: Arc<str> = Arc::from(req.consumer);
         let mut state = self.lock();
         let mut out = Vec::new();
         let now = Instant::now();
@@ -190,7 +191,7 @@ impl InMemoryQueue {
                     if out.len() >= req.count {
                         break;
                     }
-                    if p.consumer != req.consumer {
+                    if *p.consumer != *req.consumer {
                         continue;
                     }
                     let Some(body) = entries.get(id) else { continue };
@@ -210,9 +211,7 @@ impl InMemoryQueue {
                         break;
                     }
                     group.last_delivered = *id;
-                    group
-                        .pending
-                        .insert(*id, Pending { consumer: req.consumer.to_owned(), delivered_at: now, deliveries: 1 });
+                    group.pending.insert(*id, Pending { consumer: consumer.clone(), delivered_at: now, deliveries: 1 });
                     out.push(StreamEntry { stream: key.clone(), id: *id, body: body.clone(), deliveries: 1 });
                 }
             }
@@ -260,7 +259,7 @@ impl MessageQueue for InMemoryQueue {
     fn append<'a>(&'a self, batch: &'a [Append]) -> BoxFuture<'a, Result<Vec<EntryId>>> {
         let ids = {
             let mut state = self.lock();
-            batch.iter().map(|a| state.append(&a.stream, EntryBody::Envelope(Arc::new(a.envelope.clone())))).collect()
+            batch.iter().map(|a| state.append(&a.stream, EntryBody::Envelope(a.envelope.clone()))).collect()
         };
         self.shared.appended.notify_waiters();
         ok(Ok(ids))
@@ -336,7 +335,7 @@ impl MessageQueue for InMemoryQueue {
                     }
                     match entries.get(id) {
                         Some(body) => {
-                            p.consumer = consumer.to_owned();
+                            p.consumer = Arc::from(consumer);
                             p.delivered_at = now;
                             p.deliveries += 1;
                             out.push(StreamEntry {
@@ -373,7 +372,7 @@ impl MessageQueue for InMemoryQueue {
                 .and_then(|s| s.groups.get_mut(group))
                 .and_then(|g| g.pending.get_mut(id))
             {
-                if p.consumer == consumer {
+                if *p.consumer == *consumer {
                     p.delivered_at = now;
                 }
             }

@@ -107,7 +107,7 @@ impl EventProducer {
 
     /// Publishes one event to its stream (anycast or broadcast, by its type).
     pub async fn produce<E: Event>(&self, ev: &E) -> Result<()> {
-        let append = [Append { stream: Arc::from(E::STREAM), envelope: self.envelope(ev)? }];
+        let append = [Append { stream: Arc::from(E::STREAM), envelope: Arc::new(self.envelope(ev)?) }];
         self.queue.append(&append).await?;
         metrics::counter!("events_produced_total", "event" => E::NAME, "delivery" => E::DELIVERY.as_str()).increment(1);
         Ok(())
@@ -121,7 +121,7 @@ impl EventProducer {
         let stream: Arc<str> = Arc::from(E::STREAM);
         let batch = events
             .iter()
-            .map(|ev| Ok(Append { stream: stream.clone(), envelope: self.envelope(ev)? }))
+            .map(|ev| Ok(Append { stream: stream.clone(), envelope: Arc::new(self.envelope(ev)?) }))
             .collect::<Result<Vec<_>>>()?;
         self.queue.append(&batch).await?;
         metrics::counter!("events_produced_total", "event" => E::NAME, "delivery" => E::DELIVERY.as_str())

@@ -84,8 +84,8 @@ pub struct StreamEntry {
 pub struct Append {
     /// Stream key.
     pub stream: Arc<str>,
-    /// The entry.
-    pub envelope: Envelope,
+    /// The entry (shared: the in-memory queue stores it as is, without a copy).
+    pub envelope: Arc<Envelope>,
 }
 
 /// A read request for a consumer group.

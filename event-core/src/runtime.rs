@@ -5,7 +5,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -57,6 +58,43 @@ struct Runtime {
 struct HandlerRt {
     spec: HandlerSpec,
     slots: Semaphore,
+    metrics: HandlerMetrics,
+}
+
+/// A handler's metric handles, registered once at start (label strings are not rebuilt per
+/// event). Install the metrics recorder before `start()`.
+struct HandlerMetrics {
+    duration: metrics::Histogram,
+    success: metrics::Counter,
+    error: metrics::Counter,
+    panic: metrics::Counter,
+    timeout: metrics::Counter,
+    retry: metrics::Counter,
+    dead_letter: metrics::Counter,
+}
+
+impl HandlerMetrics {
+    fn new(spec: &HandlerSpec) -> Self {
+        let (event, handler) = (spec.event.name, spec.name.to_string());
+        let outcome = |o: &'static str| metrics::counter!("events_handled_total", "event" => event, "handler" => handler.clone(), "outcome" => o);
+        HandlerMetrics {
+            duration: metrics::histogram!("event_handler_duration_seconds", "event" => event, "handler" => handler.clone()),
+            success: outcome("success"),
+            error: outcome("error"),
+            panic: outcome("panic"),
+            timeout: outcome("timeout"),
+            retry: outcome("retry"),
+            dead_letter: outcome("dead_letter"),
+        }
+    }
+
+    fn failed(&self, kind: FailKind) -> &metrics::Counter {
+        match kind {
+            FailKind::Panic => &self.panic,
+            FailKind::Timeout => &self.timeout,
+            FailKind::Error | FailKind::Decode | FailKind::Exhausted => &self.error,
+        }
+    }
 }
 
 type Handlers = HashMap<&'static str, Vec<Arc<HandlerRt>>>;
@@ -102,16 +140,6 @@ enum FailKind {
     Decode,
     /// Delivered more times than the handler's attempts without an outcome.
     Exhausted,
-}
-
-impl FailKind {
-    fn outcome_label(self) -> &'static str {
-        match self {
-            FailKind::Panic => "panic",
-            FailKind::Timeout => "timeout",
-            FailKind::Error | FailKind::Decode | FailKind::Exhausted => "error",
-        }
-    }
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -200,16 +228,12 @@ impl Runtime {
                 }
             }
         };
-        let event = h.spec.event.name;
-        let handler = h.spec.name.to_string();
-        metrics::histogram!("event_handler_duration_seconds", "event" => event, "handler" => handler.clone())
-            .record(started.elapsed().as_secs_f64());
+        h.metrics.duration.record(started.elapsed().as_secs_f64());
         let c = &h.spec.counters;
         match &outcome {
             Outcome::Success => {
                 HandlerCounters::bump(&c.handled);
-                metrics::counter!("events_handled_total", "event" => event, "handler" => handler, "outcome" => "success")
-                    .increment(1);
+                h.metrics.success.increment(1);
             }
             Outcome::Failed { kind, error } => {
                 HandlerCounters::bump(&c.failed);
@@ -220,8 +244,7 @@ impl Runtime {
                 }
                 let _enter = span.enter();
                 tracing::warn!(error = %error, "handler failed");
-                metrics::counter!("events_handled_total", "event" => event, "handler" => handler, "outcome" => kind.outcome_label())
-                    .increment(1);
+                h.metrics.failed(*kind).increment(1);
             }
         }
         outcome
@@ -279,7 +302,6 @@ impl Runtime {
         for (h, outcome) in outcomes {
             let Outcome::Failed { kind, error } = outcome else { continue };
             any_failed = true;
-            let event = h.spec.event.name;
             let final_attempt =
                 matches!(kind, FailKind::Decode | FailKind::Exhausted) || attempt >= h.spec.retry.max_attempts;
             if final_attempt {
@@ -288,8 +310,7 @@ impl Runtime {
                 let letter = NewDeadLetter { handler: &h.spec.name, error: &error, attempts };
                 persist("dead-lettering", || self.queue.dead_letter(&g.name, &main, entry, letter.clone())).await;
                 HandlerCounters::bump(&h.spec.counters.dead_lettered);
-                metrics::counter!("events_handled_total", "event" => event, "handler" => h.spec.name.to_string(), "outcome" => "dead_letter")
-                    .increment(1);
+                h.metrics.dead_letter.increment(1);
                 metrics::counter!("events_dead_lettered_total", "stream" => main.to_string(), "group" => g.name.to_string())
                     .increment(1);
             } else {
@@ -297,8 +318,7 @@ impl Runtime {
                 let d = h.spec.retry.delay(attempt);
                 retry_delay = Some(retry_delay.map_or(d, |cur| cur.min(d)));
                 HandlerCounters::bump(&h.spec.counters.retried);
-                metrics::counter!("events_handled_total", "event" => event, "handler" => h.spec.name.to_string(), "outcome" => "retry")
-                    .increment(1);
+                h.metrics.retry.increment(1);
             }
         }
         if !any_failed {
@@ -353,15 +373,53 @@ async fn read_with_permits(slots: &Arc<Semaphore>, max: usize) -> Option<Vec<tok
     Some(permits)
 }
 
-fn spawn_anycast(rt: &Arc<Runtime>, g: &Arc<GroupRt>, entry: StreamEntry, permit: tokio::sync::OwnedSemaphorePermit) {
+type Permit = tokio::sync::OwnedSemaphorePermit;
+
+/// Hands a batch of entries to one task that runs them concurrently (one task per batch, not
+/// per entry); each entry's slot is freed as soon as it settles.
+fn spawn_anycast(rt: &Arc<Runtime>, g: &Arc<GroupRt>, batch: Vec<(StreamEntry, Permit)>) {
+    if batch.is_empty() {
+        return;
+    }
+    {
+        let mut held = lock(&g.held);
+        for (e, _) in &batch {
+            held.insert((e.stream.clone(), e.id));
+        }
+    }
     let (rt, g) = (rt.clone(), g.clone());
-    let key = (entry.stream.clone(), entry.id);
-    lock(&g.held).insert(key.clone());
     tokio::spawn(async move {
-        rt.process_anycast(&g, &entry).await;
-        lock(&g.held).remove(&key);
-        drop(permit);
+        let mut running: FuturesUnordered<_> = batch
+            .into_iter()
+            .map(|(entry, permit)| {
+                let (rt, g) = (&rt, &g);
+                async move {
+                    rt.process_anycast(g, &entry).await;
+                    lock(&g.held).remove(&(entry.stream.clone(), entry.id));
+                    drop(permit);
+                }
+            })
+            .collect();
+        while running.next().await.is_some() {}
     });
+}
+
+/// Pairs each entry with a slot: the permits taken before reading, then (if the backend
+/// returned more, e.g. one batch per stream) slots as they free up.
+async fn with_permits(
+    slots: &Arc<Semaphore>,
+    entries: Vec<StreamEntry>,
+    permits: &mut Vec<Permit>,
+) -> Option<Vec<(StreamEntry, Permit)>> {
+    let mut batch = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let permit = match permits.pop() {
+            Some(p) => p,
+            None => slots.clone().acquire_owned().await.ok()?,
+        };
+        batch.push((entry, permit));
+    }
+    Some(batch)
 }
 
 async fn run_group(rt: Arc<Runtime>, g: Arc<GroupRt>, stop: watch::Receiver<bool>) {
@@ -389,17 +447,9 @@ async fn run_group(rt: Arc<Runtime>, g: Arc<GroupRt>, stop: watch::Receiver<bool
             match queue.read_group(req).await {
                 Ok(entries) if entries.is_empty() => break 'stream,
                 Ok(entries) => {
-                    for entry in entries {
-                        after = after.max(entry.id);
-                        let permit = match permits.pop() {
-                            Some(p) => p,
-                            None => match g.slots.clone().acquire_owned().await {
-                                Ok(p) => p,
-                                Err(_) => return,
-                            },
-                        };
-                        spawn_anycast(&rt, &g, entry, permit);
-                    }
+                    after = entries.iter().map(|e| e.id).fold(after, EntryId::max);
+                    let Some(batch) = with_permits(&g.slots, entries, &mut permits).await else { return };
+                    spawn_anycast(&rt, &g, batch);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, group = %g.name, "reading own pending entries failed; retrying");
@@ -446,13 +496,12 @@ async fn run_group(rt: Arc<Runtime>, g: Arc<GroupRt>, stop: watch::Receiver<bool
                 }
                 match queue.claim_idle(&g.name, consumer, stream, s.claim_idle, permits.len()).await {
                     Ok(entries) => {
-                        for entry in entries {
+                        if !entries.is_empty() {
                             metrics::counter!("events_reclaimed_total", "stream" => stream.to_string(), "group" => g.name.to_string())
-                                .increment(1);
-                            if let Some(p) = permits.pop() {
-                                spawn_anycast(&rt, &g, entry, p);
-                            }
+                                .increment(entries.len() as u64);
                         }
+                        let Some(batch) = with_permits(&g.slots, entries, &mut permits).await else { return };
+                        spawn_anycast(&rt, &g, batch);
                     }
                     Err(e) => tracing::warn!(error = %e, stream = %stream, "reclaiming idle entries failed"),
                 }
@@ -475,16 +524,8 @@ async fn run_group(rt: Arc<Runtime>, g: Arc<GroupRt>, stop: watch::Receiver<bool
         match queue.read_group(req).await {
             Ok(entries) => {
                 error_delay = Duration::from_millis(50);
-                for entry in entries {
-                    let permit = match permits.pop() {
-                        Some(p) => p,
-                        None => match g.slots.clone().acquire_owned().await {
-                            Ok(p) => p,
-                            Err(_) => return,
-                        },
-                    };
-                    spawn_anycast(&rt, &g, entry, permit);
-                }
+                let Some(batch) = with_permits(&g.slots, entries, &mut permits).await else { return };
+                spawn_anycast(&rt, &g, batch);
             }
             Err(e) => {
                 tracing::warn!(error = %e, group = %g.name, "reading the group failed; retrying");
@@ -600,26 +641,27 @@ async fn run_broadcast(rt: Arc<Runtime>, b: Arc<BroadcastRt>, stop: watch::Recei
                         }
                     }
                 }
-                let mut permits = permits.into_iter();
-                for entry in entries {
-                    let permit = match permits.next() {
-                        Some(p) => p,
-                        None => match b.slots.clone().acquire_owned().await {
-                            Ok(p) => p,
-                            Err(_) => return,
-                        },
-                    };
-                    let (rt, b) = (rt.clone(), b.clone());
-                    tokio::spawn(async move {
-                        rt.process_broadcast(&b, &entry).await;
-                        if let Some(group) = &rt.settings.subscriber {
-                            let acks = [(entry.stream.clone(), entry.id)];
-                            persist("acking", || rt.queue.ack(group, &acks)).await;
-                        }
-                        lock(&b.progress).in_flight -= 1;
-                        drop(permit);
-                    });
-                }
+                let mut permits = permits;
+                let Some(batch) = with_permits(&b.slots, entries, &mut permits).await else { return };
+                let (rt, b) = (rt.clone(), b.clone());
+                tokio::spawn(async move {
+                    let mut running: FuturesUnordered<_> = batch
+                        .into_iter()
+                        .map(|(entry, permit)| {
+                            let (rt, b) = (&rt, &b);
+                            async move {
+                                rt.process_broadcast(b, &entry).await;
+                                if let Some(group) = &rt.settings.subscriber {
+                                    let acks = [(entry.stream.clone(), entry.id)];
+                                    persist("acking", || rt.queue.ack(group, &acks)).await;
+                                }
+                                lock(&b.progress).in_flight -= 1;
+                                drop(permit);
+                            }
+                        })
+                        .collect();
+                    while running.next().await.is_some() {}
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "reading broadcast streams failed; retrying");
@@ -641,7 +683,13 @@ impl RunningDispatcher {
         let queue = d.queue.clone();
         let handlers: Vec<Arc<HandlerRt>> = specs
             .into_iter()
-            .map(|spec| Arc::new(HandlerRt { slots: Semaphore::new(spec.concurrency as usize), spec }))
+            .map(|spec| {
+                Arc::new(HandlerRt {
+                    slots: Semaphore::new(spec.concurrency as usize),
+                    metrics: HandlerMetrics::new(&spec),
+                    spec,
+                })
+            })
             .collect();
 
         // Anycast: one reader per consumer group.

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use event_core::envelope::{now_ms, Envelope};
+use event_core::envelope::{now_ms, Envelope, FieldValue};
 use event_core::queue::{
     dead_letter_key, due_stream_key, retry_set_key, Append, BoxFuture, DeadLetter, EntryBody, EntryId, GroupStart,
     MessageQueue, NewDeadLetter, ReadGroup, SettleCheck, StreamEntry,
@@ -415,9 +415,15 @@ impl MessageQueue for RedisQueue {
             for a in batch {
                 let key = self.key(&a.stream);
                 let cmd = pipe.cmd("XADD").arg(&key).arg("*");
-                for (k, v) in a.envelope.to_fields() {
-                    cmd.arg(k).arg(v);
-                }
+                a.envelope.for_each_field(|k, v| {
+                    cmd.arg(k);
+                    match v {
+                        FieldValue::Text(t) => cmd.arg(t),
+                        FieldValue::Number(n) => cmd.arg(n),
+                        FieldValue::Bytes(b) => cmd.arg(b),
+                        other => cmd.arg(other.to_bytes()),
+                    };
+                });
                 if !keys.contains(&key) {
                     keys.push(key);
                 }
@@ -525,7 +531,7 @@ impl MessageQueue for RedisQueue {
                 }
             };
             match result {
-                Ok(v) => reply::stream_entries(&names, &v).map_err(core_err),
+                Ok(v) => reply::stream_entries(&names, v).map_err(core_err),
                 Err(Error::Redis(e)) if e.code() == Some("NOGROUP") => {
                     // The stream or its group vanished (a server restarted without persistence,
                     // a deleted key): recreate the group at the start of what the stream holds
@@ -864,7 +870,7 @@ impl MessageQueue for RedisQueue {
                 }
             }
             .map_err(core_err)?;
-            reply::stream_entries(&names, &v).map_err(core_err)
+            reply::stream_entries(&names, v).map_err(core_err)
         })
     }
 

@@ -61,29 +61,54 @@ fn fields(v: &Value) -> Vec<(Vec<u8>, Vec<u8>)> {
     }
 }
 
+fn into_bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
+/// Fields of an entry, moving the reply's buffers instead of copying them (the hot path).
+fn fields_owned(v: Value) -> Vec<(Vec<u8>, Vec<u8>)> {
+    match v {
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len() / 2);
+            let mut it = items.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                if let (Some(k), Some(v)) = (into_bytes(k), into_bytes(v)) {
+                    out.push((k, v));
+                }
+            }
+            out
+        }
+        Value::Map(pairs) => pairs.into_iter().filter_map(|(k, v)| Some((into_bytes(k)?, into_bytes(v)?))).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Parses `[[id, [f, v, ...]], ...]` for one stream; entries without fields (deleted) are skipped.
-fn entries_of(stream: &Arc<str>, v: &Value, deliveries: u32, out: &mut Vec<StreamEntry>) -> Result<()> {
-    for e in array(v).unwrap_or_default() {
-        let parts = array(e).ok_or_else(|| bad("XREAD", "entry is not an array"))?;
-        let (Some(id), Some(f)) = (parts.first(), parts.get(1)) else { continue };
+fn entries_of(stream: &Arc<str>, v: Value, deliveries: u32, out: &mut Vec<StreamEntry>) -> Result<()> {
+    let Value::Array(entries) = v else { return Ok(()) };
+    out.reserve(entries.len());
+    for e in entries {
+        let Value::Array(parts) = e else { return Err(bad("XREAD", "entry is not an array")) };
+        let mut parts = parts.into_iter();
+        let (Some(id), Some(f)) = (parts.next(), parts.next()) else { continue };
         if matches!(f, Value::Nil) {
             continue;
         }
-        out.push(StreamEntry {
-            stream: stream.clone(),
-            id: entry_id(id, "XREAD")?,
-            body: EntryBody::Fields(fields(f)),
-            deliveries,
-        });
+        let id = entry_id(&id, "XREAD")?;
+        out.push(StreamEntry { stream: stream.clone(), id, body: EntryBody::Fields(fields_owned(f)), deliveries });
     }
     Ok(())
 }
 
 /// Parses an `XREAD`/`XREADGROUP` reply; `names` maps keys back to stream names.
-pub(crate) fn stream_entries(names: &HashMap<Vec<u8>, Arc<str>>, v: &Value) -> Result<Vec<StreamEntry>> {
+pub(crate) fn stream_entries(names: &HashMap<Vec<u8>, Arc<str>>, v: Value) -> Result<Vec<StreamEntry>> {
     let mut out = Vec::new();
-    let mut one = |key: &Value, entries: &Value| -> Result<()> {
-        let key = bytes(key).ok_or_else(|| bad("XREAD", "stream key is not a string"))?;
+    let mut one = |key: Value, entries: Value| -> Result<()> {
+        let key = bytes(&key).ok_or_else(|| bad("XREAD", "stream key is not a string"))?;
         let stream = names.get(key).ok_or_else(|| bad("XREAD", "reply for a stream that was not asked for"))?;
         entries_of(stream, entries, 1, &mut out)
     };
@@ -96,8 +121,9 @@ pub(crate) fn stream_entries(names: &HashMap<Vec<u8>, Arc<str>>, v: &Value) -> R
         }
         Value::Array(streams) => {
             for s in streams {
-                let parts = array(s).ok_or_else(|| bad("XREAD", "stream reply is not an array"))?;
-                if let [k, e] = parts {
+                let Value::Array(parts) = s else { return Err(bad("XREAD", "stream reply is not an array")) };
+                let mut parts = parts.into_iter();
+                if let (Some(k), Some(e)) = (parts.next(), parts.next()) {
                     one(k, e)?;
                 }
             }
