@@ -290,8 +290,12 @@ impl EventDispatcherBuilder {
             max_batch: self.max_batch,
             subscriber: self.subscriber.map(|n| Arc::from(format!("subscriber:{n}"))),
         };
-        if settings.group.is_empty() || settings.consumer.is_empty() {
-            return Err(Error::Config("group and consumer names must not be empty".into()));
+        for (what, name) in [("group", &settings.group), ("consumer", &settings.consumer)] {
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '{' | '}')) {
+                return Err(Error::Config(format!(
+                    "invalid {what} name `{name}`: it must be non-empty, without whitespace or braces (braces would change the Redis hash tag of the keys it is part of)"
+                )));
+            }
         }
         let dispatcher = EventDispatcher {
             queue: self.queue,

@@ -129,7 +129,8 @@ pub struct NewDeadLetter<'a> {
 /// An entry in a dead-letter stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
-    /// Id of the dead letter (its entry id in the dead-letter stream).
+    /// Id of the dead letter: its entry id in the dead-letter stream (what `replay` and
+    /// `purge` take). Not the event's id: that is [`event_id`](Self::event_id).
     pub id: String,
     /// Event name (empty if the entry had none).
     pub event_name: String,

@@ -37,6 +37,7 @@ pub struct RunningDispatcher {
     rt: Option<Arc<Runtime>>,
     readers: Vec<JoinHandle<()>>,
     ackers: Vec<JoinHandle<()>>,
+    closing_ackers: watch::Sender<bool>,
     stop: watch::Sender<bool>,
 }
 
@@ -347,17 +348,32 @@ impl Runtime {
     }
 }
 
+/// Acks in batches: whatever accumulated while the previous ack was on its way goes in the
+/// next one. Ends when every sender is gone, or on `closing` after acking what is queued.
 async fn run_acker(
     queue: Arc<dyn MessageQueue>,
     group: Arc<str>,
     mut rx: mpsc::UnboundedReceiver<(Arc<str>, EntryId)>,
+    mut closing: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(1024);
-    while rx.recv_many(&mut batch, 1024).await > 0 {
-        if !persist("acking", || queue.ack(&group, &batch)).await {
+    loop {
+        let last = tokio::select! {
+            n = rx.recv_many(&mut batch, 1024) => n == 0,
+            _ = closing.wait_for(|c| *c) => {
+                while let Ok(item) = rx.try_recv() {
+                    batch.push(item);
+                }
+                true
+            }
+        };
+        if !batch.is_empty() && !persist("acking", || queue.ack(&group, &batch)).await {
             tracing::error!(group = %group, entries = batch.len(), "could not ack; the entries will be redelivered");
         }
         batch.clear();
+        if last {
+            return;
+        }
     }
 }
 
@@ -708,6 +724,7 @@ impl RunningDispatcher {
         }
         let mut groups = Vec::new();
         let mut ackers = Vec::new();
+        let (closing_ackers, closing_rx) = watch::channel(false);
         let mut group_names: Vec<_> = by_group.keys().cloned().collect();
         group_names.sort();
         for name in group_names {
@@ -726,7 +743,7 @@ impl RunningDispatcher {
             }
             let capacity = group_slots(&hs);
             let (tx, rx) = mpsc::unbounded_channel();
-            ackers.push(tokio::spawn(run_acker(queue.clone(), name.clone(), rx)));
+            ackers.push(tokio::spawn(run_acker(queue.clone(), name.clone(), rx, closing_rx.clone())));
             groups.push(Arc::new(GroupRt {
                 name,
                 mains,
@@ -791,7 +808,7 @@ impl RunningDispatcher {
             groups = rt.groups.len(),
             "event dispatcher started"
         );
-        Ok(RunningDispatcher { rt: Some(rt), readers, ackers, stop })
+        Ok(RunningDispatcher { rt: Some(rt), readers, ackers, closing_ackers, stop })
     }
 
     fn rt(&self) -> &Arc<Runtime> {
@@ -924,8 +941,9 @@ impl RunningDispatcher {
             }
             drop(rt);
         }
-        // The ack senders are gone with the runtime (unless a handler still runs): flush.
-        let flush_deadline = deadline.max(tokio::time::Instant::now() + Duration::from_secs(1));
+        // Ack what finished. One more round trip at most: bounded even after the grace period.
+        let _ = self.closing_ackers.send(true);
+        let flush_deadline = deadline.max(tokio::time::Instant::now() + Duration::from_millis(250));
         for a in self.ackers.drain(..) {
             let abort = a.abort_handle();
             if tokio::time::timeout_at(flush_deadline, a).await.is_err() {
