@@ -25,5 +25,7 @@ fi
 redis-server --version
 
 cargo test --workspace "$@"
-# rediss:// is behind the `tls` feature: its test runs as a second, feature-enabled build.
+# Feature-gated parts run as feature-enabled builds of their own:
+# rediss:// (`tls` feature of event-redis) and trace propagation (`opentelemetry` of event-core).
 cargo test -p tests --features tls --test redis_tls "$@"
+cargo test -p event-core --features opentelemetry --lib --test trace_propagation "$@"
