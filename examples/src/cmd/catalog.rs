@@ -1,5 +1,7 @@
-//! `catalog`: every event and handler linked into the binary, as tables or as JSON.
+//! `catalog`: every event and handler linked into the binary, as tables, as JSON or as an
+//! AsyncAPI 3.0 document (see [`super::asyncapi`]).
 
+use anyhow::Context as _;
 use clap::Args;
 use event_core::{registered_events, registered_handlers, Backoff, EventDescriptor, HandlerDescriptor};
 use examples::components::Component;
@@ -12,11 +14,18 @@ use super::{format_duration, render_table, write_stdout};
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct CatalogArgs {
     /// Print JSON for machines instead of tables.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "asyncapi")]
     json: bool,
+    /// Print an AsyncAPI 3.0 document (JSON, which YAML tools read as well): one channel per
+    /// stream, one message per event, one receive operation per handler, one send per event.
+    #[arg(long)]
+    asyncapi: bool,
     /// Only this domain's events and the handlers of those events.
     #[arg(long, value_name = "DOMAIN")]
     domain: Option<String>,
+    /// Write to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
 }
 
 /// The `--json` document.
@@ -67,7 +76,7 @@ struct HandlerEntry {
     concurrency: Option<u32>,
 }
 
-fn backoff_str(b: Backoff) -> &'static str {
+pub(super) fn backoff_str(b: Backoff) -> &'static str {
     match b {
         Backoff::Fixed => "fixed",
         Backoff::Exponential => "exponential",
@@ -83,7 +92,7 @@ fn domain_rank(domain: &str) -> usize {
 }
 
 /// The events, by domain (catalog order), then name, then delivery.
-fn events(domain: Option<&str>) -> Vec<&'static EventDescriptor> {
+pub(super) fn events(domain: Option<&str>) -> Vec<&'static EventDescriptor> {
     let mut events: Vec<_> =
         registered_events().into_iter().filter(|e| domain.is_none_or(|d| e.info.domain == d)).collect();
     events.sort_by(|a, b| {
@@ -98,7 +107,7 @@ fn events(domain: Option<&str>) -> Vec<&'static EventDescriptor> {
 }
 
 /// The handlers, by component, then name.
-fn handlers(domain: Option<&str>) -> Vec<&'static HandlerDescriptor> {
+pub(super) fn handlers(domain: Option<&str>) -> Vec<&'static HandlerDescriptor> {
     let rank = |h: &HandlerDescriptor| {
         Component::of_module(h.module_path)
             .and_then(|c| examples::components::COMPONENTS.iter().position(|x| *x == c))
@@ -110,7 +119,9 @@ fn handlers(domain: Option<&str>) -> Vec<&'static HandlerDescriptor> {
     handlers
 }
 
-fn effective_group(h: &HandlerDescriptor) -> Option<String> {
+/// The group a handler's entries are consumed by: its `group = ".."`, else the group of the
+/// component hosting it; `None` when neither says (the dispatcher's group applies).
+pub(super) fn effective_group(h: &HandlerDescriptor) -> Option<String> {
     h.options.group.or_else(|| Component::of_module(h.module_path).map(|c| c.group)).map(str::to_owned)
 }
 
@@ -240,13 +251,22 @@ pub(crate) fn run(args: &CatalogArgs) -> anyhow::Result<()> {
     if let Some(d) = domain {
         anyhow::ensure!(DOMAINS.contains(&d), "unknown domain `{d}`; the domains are: {}", DOMAINS.join(", "));
     }
-    let text = if args.json {
+    let text = if args.asyncapi {
+        let mut json = serde_json::to_string_pretty(&super::asyncapi::document(domain))?;
+        json.push('\n');
+        json
+    } else if args.json {
         let mut json = serde_json::to_string_pretty(&catalog(domain))?;
         json.push('\n');
         json
     } else {
         tables(domain)
     };
-    write_stdout(&text)?;
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("cannot write `{}`", path.display()))?;
+        }
+        None => write_stdout(&text)?,
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the helpers they share.
 
+pub(crate) mod asyncapi;
 pub(crate) mod backend;
 pub(crate) mod bench;
 pub(crate) mod catalog;
