@@ -11,6 +11,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as event_core;
 
+mod admin;
 mod dispatcher;
 pub mod envelope;
 mod error;
@@ -27,6 +28,7 @@ mod stats;
 pub mod testing;
 mod trace_context;
 
+pub use admin::{DeadLetterAdmin, DeadLetterFilter};
 pub use dispatcher::{EventDispatcher, EventDispatcherBuilder, HandlerId};
 pub use error::{Error, HandlerError, Result};
 pub use event::{registered_events, AnycastEvent, BroadcastEvent, Delivery, Event, EventDescriptor, EventInfo};

@@ -52,6 +52,9 @@ pub(crate) struct DemoArgs {
     /// Serve metrics in Prometheus text format on this address (`GET /metrics`).
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// With --metrics-addr: keep serving metrics this long after the demo ends (or until Ctrl-C).
+    #[arg(long, value_parser = super::parse_duration, requires = "metrics_addr")]
+    linger: Option<std::time::Duration>,
     /// Run on Redis at this URL instead of the in-memory queue. The demo uses its own key
     /// prefix (`demo-<time>:`) and deletes its keys when it is done.
     #[arg(long)]
@@ -395,6 +398,9 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     report.push_str(&checks.report());
     report.push_str(&format!("demo finished in {} ms\n", wall.elapsed().as_millis()));
     write_stdout(&report)?;
+    if let Some(d) = args.linger {
+        super::metrics::linger(d).await;
+    }
     checks.into_result()
 }
 
