@@ -8,6 +8,11 @@
 
 use crate::Event;
 
+thread_local! {
+    /// Scratch space for encoding payloads (kept per thread, bounded by the largest payload).
+    static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Current wire-format version, written in the `v` field.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -45,7 +50,18 @@ impl ContentType {
     /// Serializes an event payload.
     pub fn encode<E: Event>(self, ev: &E) -> Result<Vec<u8>, String> {
         match self {
-            ContentType::MsgPack => rmp_serde::to_vec_named(ev).map_err(|e| e.to_string()),
+            ContentType::MsgPack => ENCODE_BUFFER.with(|buf| {
+                // Encode into a reused buffer, then copy out exactly what was written: one
+                // allocation of the right size instead of a growing one.
+                let mut buf = buf.borrow_mut();
+                buf.clear();
+                let written = rmp_serde::encode::write_named(&mut *buf, ev).map_err(|e| e.to_string());
+                let out = buf.as_slice().to_vec();
+                if buf.capacity() > 1 << 20 {
+                    *buf = Vec::new(); // do not keep a huge buffer after an outsized event
+                }
+                written.map(|()| out)
+            }),
             ContentType::Json => serde_json::to_vec(ev).map_err(|e| e.to_string()),
         }
     }
@@ -233,6 +249,13 @@ pub fn now_ms() -> u64 {
 }
 
 /// A fresh event id: a UUID v7 (time-ordered).
+///
+/// The 74 random bits come from the thread-local generator (no system call per id); ids made
+/// in the same millisecond are unique but not ordered among themselves.
 pub fn new_event_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    let ms = now_ms();
+    let random: [u8; 10] = rand::random();
+    let id = uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut buf).to_owned()
 }

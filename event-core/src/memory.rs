@@ -58,9 +58,47 @@ struct StoredDeadLetter {
     body: EntryBody,
 }
 
+/// A stream's entries in id order. Ids only grow, so a deque with binary search does what a
+/// tree would, with one dense slot per entry and O(1) appends and trims.
+#[derive(Default)]
+struct Entries(std::collections::VecDeque<(EntryId, EntryBody)>);
+
+impl Entries {
+    fn insert(&mut self, id: EntryId, body: EntryBody) {
+        debug_assert!(self.0.back().is_none_or(|(last, _)| *last < id));
+        self.0.push_back((id, body));
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn pop_front(&mut self) {
+        self.0.pop_front();
+    }
+
+    fn first_id(&self) -> Option<EntryId> {
+        self.0.front().map(|(id, _)| *id)
+    }
+
+    fn get(&self, id: &EntryId) -> Option<&EntryBody> {
+        let i = self.0.partition_point(|(e, _)| e < id);
+        self.0.get(i).filter(|(e, _)| e == id).map(|(_, b)| b)
+    }
+
+    /// Entries with ids from `start` on.
+    fn from(&self, start: EntryId) -> impl Iterator<Item = (&EntryId, &EntryBody)> {
+        let i = self.0.partition_point(|(e, _)| *e < start);
+        self.0.range(i..).map(|(id, b)| (id, b))
+    }
+}
+
 #[derive(Default)]
 struct Stream {
-    entries: BTreeMap<EntryId, EntryBody>,
+    entries: Entries,
+    /// Set once a dispatcher maintains the stream (anycast and due streams only): from then on
+    /// acks trim it incrementally, instead of a large trim under the lock once a second.
+    trim_on_ack: bool,
     last: EntryId,
     groups: HashMap<String, Group>,
 }
@@ -98,7 +136,7 @@ impl State {
         stream.entries.insert(id, body);
         let mut dropped = 0u64;
         while stream.entries.len() > cap {
-            stream.entries.pop_first();
+            stream.entries.pop_front();
             dropped += 1;
         }
         if dropped > 0 {
@@ -123,11 +161,11 @@ impl Stream {
             })
             .min()
             .unwrap_or(EntryId::ZERO);
-        while let Some((&first, _)) = self.entries.first_key_value() {
+        while let Some(first) = self.entries.first_id() {
             if first >= floor {
                 break;
             }
-            self.entries.pop_first();
+            self.entries.pop_front();
         }
     }
 }
@@ -206,7 +244,7 @@ impl InMemoryQueue {
                 }
             } else {
                 let start = EntryId { ms: group.last_delivered.ms, seq: group.last_delivered.seq.saturating_add(1) };
-                for (id, body) in entries.range(start..) {
+                for (id, body) in entries.from(start) {
                     if out.len() >= req.count {
                         break;
                     }
@@ -232,7 +270,7 @@ impl InMemoryQueue {
         for (key, cursor) in cursors {
             let Some(stream) = state.streams.get(&**key) else { continue };
             let start = EntryId { ms: cursor.ms, seq: cursor.seq.saturating_add(1) };
-            for (id, body) in stream.entries.range(start..) {
+            for (id, body) in stream.entries.from(start) {
                 if out.len() >= count {
                     return out;
                 }
@@ -246,6 +284,9 @@ impl InMemoryQueue {
         if let Some(s) = state.streams.get_mut(stream) {
             if let Some(g) = s.groups.get_mut(group) {
                 g.pending.remove(&id);
+            }
+            if s.trim_on_ack {
+                s.trim_acked();
             }
         }
     }
@@ -590,6 +631,7 @@ impl MessageQueue for InMemoryQueue {
 
     fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<()>> {
         if let Some(s) = self.lock().streams.get_mut(stream) {
+            s.trim_on_ack = true;
             s.trim_acked();
         }
         ok(Ok(()))

@@ -181,6 +181,16 @@ where
 impl Runtime {
     fn decode(&self, entry: &StreamEntry) -> std::result::Result<Arc<Envelope>, crate::envelope::DecodeError> {
         match &entry.body {
+            EntryBody::Envelope(env) if env.data.len() > self.settings.max_payload => {
+                Err(crate::envelope::DecodeError {
+                    reason: format!(
+                        "payload of {} bytes is over the limit of {} bytes",
+                        env.data.len(),
+                        self.settings.max_payload
+                    ),
+                    name: Some(env.name.clone()),
+                })
+            }
             EntryBody::Envelope(env) => Ok(env.clone()),
             EntryBody::Fields(fields) => Envelope::from_fields(fields, self.settings.max_payload).map(Arc::new),
         }
@@ -296,7 +306,16 @@ impl Runtime {
                 (*h, outcome)
             }
         });
-        let outcomes = futures_util::future::join_all(runs).await;
+        // One handler (the common case) runs inline; several run concurrently.
+        let outcomes: Vec<_> = if handlers.len() == 1 {
+            let mut runs = runs;
+            match runs.next() {
+                Some(run) => vec![run.await],
+                None => Vec::new(),
+            }
+        } else {
+            futures_util::future::join_all(runs).await
+        };
         let mut retry_names = Vec::new();
         let mut retry_delay: Option<Duration> = None;
         let mut any_failed = false;
@@ -344,7 +363,13 @@ impl Runtime {
         };
         let Some(handlers) = b.handlers.get(env.name.as_str()) else { return };
         let runs = handlers.iter().map(|h| self.invoke(h, &env, env.attempt, ""));
-        futures_util::future::join_all(runs).await;
+        if handlers.len() == 1 {
+            for run in runs {
+                run.await;
+            }
+        } else {
+            futures_util::future::join_all(runs).await;
+        }
     }
 }
 

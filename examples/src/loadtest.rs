@@ -13,7 +13,9 @@ pub struct LoadTestEvent {
     pub seq: u64,
     /// When it was produced: microseconds since the unix epoch (for produce->handler latency).
     pub sent_at_us: u64,
-    /// Filler bytes of the requested payload size.
+    /// Filler bytes of the requested payload size (one MessagePack `bin`, not an array of
+    /// numbers: binary fields want `serde_bytes`).
+    #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
 }
 
@@ -26,6 +28,7 @@ pub struct LoadTestNotice {
     /// When it was produced, microseconds since the unix epoch.
     pub sent_at_us: u64,
     /// Filler bytes.
+    #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
 }
 

@@ -9,6 +9,11 @@
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: the runtime allocates per event (envelopes,
+/// strings, futures) on several threads, where glibc's malloc contends on its arena locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cmd;
 
 /// Examples of the event framework: a small cluster manager talking through events.
