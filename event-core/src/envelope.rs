@@ -180,52 +180,72 @@ impl Envelope {
         fields: &[(K, V)],
         max_payload: usize,
     ) -> Result<Envelope, DecodeError> {
-        let get = |k: &str| fields.iter().find(|(n, _)| n.as_ref() == k.as_bytes()).map(|(_, v)| v.as_ref());
-        let name = get("name").and_then(|v| std::str::from_utf8(v).ok()).map(str::to_owned);
-        let fail = |reason: String| DecodeError { reason, name: name.clone() };
-        let text = |k: &str| -> Result<String, DecodeError> {
-            let v = get(k).ok_or_else(|| fail(format!("missing field `{k}`")))?;
-            String::from_utf8(v.to_vec()).map_err(|_| fail(format!("field `{k}` is not UTF-8")))
+        const NAMES: [&str; 12] = ["v", "id", "name", "domain", "source", "ts", "attempt", "cid", "ct", "data", "h", "tp"];
+        const V: usize = 0;
+        const ID: usize = 1;
+        const NAME: usize = 2;
+        const DOMAIN: usize = 3;
+        const SOURCE: usize = 4;
+        const TS: usize = 5;
+        const ATTEMPT: usize = 6;
+        const CID: usize = 7;
+        const CT: usize = 8;
+        const DATA: usize = 9;
+        const H: usize = 10;
+        const TP: usize = 11;
+        // One pass over the fields (the first of a repeated name wins), no allocation until the
+        // envelope is built.
+        let mut slots: [Option<&[u8]>; 12] = [None; 12];
+        for (k, v) in fields {
+            if let Some(i) = NAMES.iter().position(|n| n.as_bytes() == k.as_ref()) {
+                slots[i].get_or_insert(v.as_ref());
+            }
+        }
+        let name = slots[NAME].and_then(|v| std::str::from_utf8(v).ok());
+        let fail = |reason: String| DecodeError { reason, name: name.map(str::to_owned) };
+        let text = |i: usize| -> Result<&str, DecodeError> {
+            let v = slots[i].ok_or_else(|| fail(format!("missing field `{}`", NAMES[i])))?;
+            std::str::from_utf8(v).map_err(|_| fail(format!("field `{}` is not UTF-8", NAMES[i])))
         };
-        let number = |k: &str| -> Result<u64, DecodeError> {
-            text(k)?.parse::<u64>().map_err(|_| fail(format!("field `{k}` is not a number")))
+        let number = |i: usize| -> Result<u64, DecodeError> {
+            text(i)?.parse::<u64>().map_err(|_| fail(format!("field `{}` is not a number", NAMES[i])))
         };
-        let v = number("v")?;
+        let optional = |i: usize| -> Result<Option<&str>, DecodeError> {
+            match slots[i] {
+                None => Ok(None),
+                Some(_) => text(i).map(Some),
+            }
+        };
+        let v = number(V)?;
         if v != u64::from(FORMAT_VERSION) {
             return Err(fail(format!("unsupported format version {v}")));
         }
-        let ct_raw = get("ct").ok_or_else(|| fail("missing field `ct`".into()))?;
+        let ct_raw = slots[CT].ok_or_else(|| fail("missing field `ct`".into()))?;
         let ct = ContentType::parse(ct_raw)
             .ok_or_else(|| fail(format!("unknown content type `{}`", String::from_utf8_lossy(ct_raw))))?;
-        let data = get("data").ok_or_else(|| fail("missing field `data`".into()))?;
+        let data = slots[DATA].ok_or_else(|| fail("missing field `data`".into()))?;
         if data.len() > max_payload {
             return Err(fail(format!("payload of {} bytes is over the limit of {max_payload} bytes", data.len())));
         }
-        let name_s = text("name")?;
-        if name_s.is_empty() {
+        let event_name = text(NAME)?;
+        if event_name.is_empty() {
             return Err(fail("empty field `name`".into()));
         }
-        let attempt = number("attempt")?;
+        let attempt = number(ATTEMPT)?;
         let attempt =
             u32::try_from(attempt).ok().filter(|a| *a >= 1).ok_or_else(|| fail(format!("bad attempt {attempt}")))?;
-        let optional = |k: &str| -> Result<Option<String>, DecodeError> {
-            match get(k) {
-                None => Ok(None),
-                Some(_) => text(k).map(Some),
-            }
-        };
         Ok(Envelope {
-            id: text("id")?,
-            name: name_s,
-            domain: text("domain")?,
-            source: text("source")?,
-            ts: number("ts")?,
+            id: text(ID)?.to_owned(),
+            name: event_name.to_owned(),
+            domain: text(DOMAIN)?.to_owned(),
+            source: text(SOURCE)?.to_owned(),
+            ts: number(TS)?,
             attempt,
-            cid: optional("cid")?,
+            cid: optional(CID)?.map(str::to_owned),
             ct,
             data: data.to_vec(),
-            handlers: optional("h")?.map(|h| h.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()),
-            traceparent: optional("tp")?,
+            handlers: optional(H)?.map(|h| h.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+            traceparent: optional(TP)?.map(str::to_owned),
         })
     }
 

@@ -413,8 +413,12 @@ impl MessageQueue for RedisQueue {
             let mut pipe = redis::pipe();
             let mut keys: Vec<String> = Vec::new();
             for a in batch {
-                let key = self.key(&a.stream);
-                let cmd = pipe.cmd("XADD").arg(&key).arg("*");
+                let key: std::borrow::Cow<'_, str> = if self.inner.prefix.is_empty() {
+                    std::borrow::Cow::Borrowed(&a.stream)
+                } else {
+                    std::borrow::Cow::Owned(self.key(&a.stream))
+                };
+                let cmd = pipe.cmd("XADD").arg(&*key).arg("*");
                 a.envelope.for_each_field(|k, v| {
                     cmd.arg(k);
                     match v {
@@ -424,8 +428,8 @@ impl MessageQueue for RedisQueue {
                         other => cmd.arg(other.to_bytes()),
                     };
                 });
-                if !keys.contains(&key) {
-                    keys.push(key);
+                if !keys.iter().any(|k| *k == *key) {
+                    keys.push(key.into_owned());
                 }
             }
             let ids: Vec<String> = self
