@@ -45,6 +45,10 @@ pub(crate) struct WorkerArgs {
     /// Serve metrics in Prometheus text format on this address (`GET /metrics`).
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Make the load-test handler fail every attempt for events whose sequence number is a
+    /// multiple of N: they are retried, then dead-lettered (try `dlq list` / `dlq replay`).
+    #[arg(long, value_name = "N")]
+    fail_every: Option<u64>,
     /// Simulated work per load-test event (e.g. `2ms`), so that entries are in flight.
     #[arg(long, value_parser = super::parse_duration)]
     work: Option<Duration>,
@@ -79,11 +83,15 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let record = args.record;
     let h = handled.clone();
     let work = args.work;
-    dispatcher.consume::<LoadTestEvent, _, _>(move |ev, _meta| {
+    let fail_every = args.fail_every.filter(|n| *n > 0);
+    dispatcher.consume::<LoadTestEvent, _, _>(move |ev, meta| {
         let h = h.clone();
         async move {
             if let Some(work) = work {
                 tokio::time::sleep(work).await;
+            }
+            if fail_every.is_some_and(|n| ev.seq % n == 0) {
+                return Err(format!("load-test event {} rejected (--fail-every), attempt {}", ev.seq, meta.attempt).into());
             }
             h.fetch_add(1, Ordering::Relaxed);
             if record {
