@@ -180,7 +180,8 @@ impl Envelope {
         fields: &[(K, V)],
         max_payload: usize,
     ) -> Result<Envelope, DecodeError> {
-        const NAMES: [&str; 12] = ["v", "id", "name", "domain", "source", "ts", "attempt", "cid", "ct", "data", "h", "tp"];
+        const NAMES: [&str; 12] =
+            ["v", "id", "name", "domain", "source", "ts", "attempt", "cid", "ct", "data", "h", "tp"];
         const V: usize = 0;
         const ID: usize = 1;
         const NAME: usize = 2;

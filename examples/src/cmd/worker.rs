@@ -91,7 +91,9 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(work).await;
             }
             if fail_every.is_some_and(|n| ev.seq % n == 0) {
-                return Err(format!("load-test event {} rejected (--fail-every), attempt {}", ev.seq, meta.attempt).into());
+                return Err(
+                    format!("load-test event {} rejected (--fail-every), attempt {}", ev.seq, meta.attempt).into()
+                );
             }
             h.fetch_add(1, Ordering::Relaxed);
             if record {
