@@ -276,102 +276,161 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug + 'static {
     fn settled<'a>(&'a self, group: &'a str, checks: &'a [SettleCheck]) -> BoxFuture<'a, Result<bool>>;
 }
 
+/// Implements every [`MessageQueue`] method by forwarding to `$inner`, an expression of `$q`
+/// (bound to `self`): for wrappers such as `Arc<Q>` and [`crate::testing::Guarded`].
+macro_rules! delegate_message_queue {
+    (|$q:ident| $inner:expr) => {
+        fn append<'a>(
+            &'a self,
+            batch: &'a [$crate::queue::Append],
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<Vec<$crate::queue::EntryId>>> {
+            let $q = self;
+            $inner.append(batch)
+        }
+        fn append_raw<'a>(
+            &'a self,
+            stream: &'a str,
+            fields: &'a [(&'a str, &'a [u8])],
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<$crate::queue::EntryId>> {
+            let $q = self;
+            $inner.append_raw(stream, fields)
+        }
+        fn ensure_group<'a>(
+            &'a self,
+            stream: &'a str,
+            group: &'a str,
+            start: $crate::queue::GroupStart,
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<()>> {
+            let $q = self;
+            $inner.ensure_group(stream, group, start)
+        }
+        fn read_group<'a>(
+            &'a self,
+            req: $crate::queue::ReadGroup<'a>,
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<Vec<$crate::queue::StreamEntry>>> {
+            let $q = self;
+            $inner.read_group(req)
+        }
+        fn ack<'a>(
+            &'a self,
+            group: &'a str,
+            entries: &'a [(::std::sync::Arc<str>, $crate::queue::EntryId)],
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<()>> {
+            let $q = self;
+            $inner.ack(group, entries)
+        }
+        fn claim_idle<'a>(
+            &'a self,
+            group: &'a str,
+            consumer: &'a str,
+            stream: &'a ::std::sync::Arc<str>,
+            min_idle: ::core::time::Duration,
+            count: usize,
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<Vec<$crate::queue::StreamEntry>>> {
+            let $q = self;
+            $inner.claim_idle(group, consumer, stream, min_idle, count)
+        }
+        fn keep_alive<'a>(
+            &'a self,
+            group: &'a str,
+            consumer: &'a str,
+            entries: &'a [(::std::sync::Arc<str>, $crate::queue::EntryId)],
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<()>> {
+            let $q = self;
+            $inner.keep_alive(group, consumer, entries)
+        }
+        fn retry_later<'a>(
+            &'a self,
+            group: &'a str,
+            main: &'a str,
+            entry: &'a $crate::queue::StreamEntry,
+            retry: &'a $crate::envelope::Envelope,
+            due_ms: u64,
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<()>> {
+            let $q = self;
+            $inner.retry_later(group, main, entry, retry, due_ms)
+        }
+        fn promote_due<'a>(
+            &'a self,
+            group: &'a str,
+            stream: &'a ::std::sync::Arc<str>,
+            now_ms: u64,
+            limit: usize,
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<(usize, Option<u64>)>> {
+            let $q = self;
+            $inner.promote_due(group, stream, now_ms, limit)
+        }
+        fn dead_letter<'a>(
+            &'a self,
+            group: &'a str,
+            main: &'a str,
+            entry: &'a $crate::queue::StreamEntry,
+            letter: $crate::queue::NewDeadLetter<'a>,
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<()>> {
+            let $q = self;
+            $inner.dead_letter(group, main, entry, letter)
+        }
+        fn dead_letters<'a>(
+            &'a self,
+            group: &'a str,
+            streams: &'a [::std::sync::Arc<str>],
+            limit: usize,
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<Vec<$crate::queue::DeadLetter>>> {
+            let $q = self;
+            $inner.dead_letters(group, streams, limit)
+        }
+        fn replay<'a>(
+            &'a self,
+            letter: &'a $crate::queue::DeadLetter,
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<()>> {
+            let $q = self;
+            $inner.replay(letter)
+        }
+        fn purge_dead_letters<'a>(
+            &'a self,
+            letters: &'a [$crate::queue::DeadLetter],
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<usize>> {
+            let $q = self;
+            $inner.purge_dead_letters(letters)
+        }
+        fn last_id<'a>(
+            &'a self,
+            stream: &'a str,
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<$crate::queue::EntryId>> {
+            let $q = self;
+            $inner.last_id(stream)
+        }
+        fn read_streams<'a>(
+            &'a self,
+            cursors: &'a [(::std::sync::Arc<str>, $crate::queue::EntryId)],
+            count: usize,
+            block: Option<::core::time::Duration>,
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<Vec<$crate::queue::StreamEntry>>> {
+            let $q = self;
+            $inner.read_streams(cursors, count, block)
+        }
+        fn maintain<'a>(&'a self, stream: &'a str) -> $crate::queue::BoxFuture<'a, $crate::Result<()>> {
+            let $q = self;
+            $inner.maintain(stream)
+        }
+        fn groups<'a>(&'a self, stream: &'a str) -> $crate::queue::BoxFuture<'a, $crate::Result<Vec<String>>> {
+            let $q = self;
+            $inner.groups(stream)
+        }
+        fn settled<'a>(
+            &'a self,
+            group: &'a str,
+            checks: &'a [$crate::queue::SettleCheck],
+        ) -> $crate::queue::BoxFuture<'a, $crate::Result<bool>> {
+            let $q = self;
+            $inner.settled(group, checks)
+        }
+    };
+}
+pub(crate) use delegate_message_queue;
+
 /// A shared queue is a queue: lets `Arc<dyn MessageQueue>` (chosen at run time, e.g. in-memory
 /// or Redis by configuration) go wherever `impl MessageQueue` is expected.
 impl<Q: MessageQueue + ?Sized> MessageQueue for Arc<Q> {
-    fn append<'a>(&'a self, batch: &'a [Append]) -> BoxFuture<'a, Result<Vec<EntryId>>> {
-        (**self).append(batch)
-    }
-    fn append_raw<'a>(&'a self, stream: &'a str, fields: &'a [(&'a str, &'a [u8])]) -> BoxFuture<'a, Result<EntryId>> {
-        (**self).append_raw(stream, fields)
-    }
-    fn ensure_group<'a>(&'a self, stream: &'a str, group: &'a str, start: GroupStart) -> BoxFuture<'a, Result<()>> {
-        (**self).ensure_group(stream, group, start)
-    }
-    fn read_group<'a>(&'a self, req: ReadGroup<'a>) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
-        (**self).read_group(req)
-    }
-    fn ack<'a>(&'a self, group: &'a str, entries: &'a [(Arc<str>, EntryId)]) -> BoxFuture<'a, Result<()>> {
-        (**self).ack(group, entries)
-    }
-    fn claim_idle<'a>(
-        &'a self,
-        group: &'a str,
-        consumer: &'a str,
-        stream: &'a Arc<str>,
-        min_idle: Duration,
-        count: usize,
-    ) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
-        (**self).claim_idle(group, consumer, stream, min_idle, count)
-    }
-    fn keep_alive<'a>(
-        &'a self,
-        group: &'a str,
-        consumer: &'a str,
-        entries: &'a [(Arc<str>, EntryId)],
-    ) -> BoxFuture<'a, Result<()>> {
-        (**self).keep_alive(group, consumer, entries)
-    }
-    fn retry_later<'a>(
-        &'a self,
-        group: &'a str,
-        main: &'a str,
-        entry: &'a StreamEntry,
-        retry: &'a Envelope,
-        due_ms: u64,
-    ) -> BoxFuture<'a, Result<()>> {
-        (**self).retry_later(group, main, entry, retry, due_ms)
-    }
-    fn promote_due<'a>(
-        &'a self,
-        group: &'a str,
-        stream: &'a Arc<str>,
-        now_ms: u64,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<(usize, Option<u64>)>> {
-        (**self).promote_due(group, stream, now_ms, limit)
-    }
-    fn dead_letter<'a>(
-        &'a self,
-        group: &'a str,
-        main: &'a str,
-        entry: &'a StreamEntry,
-        letter: NewDeadLetter<'a>,
-    ) -> BoxFuture<'a, Result<()>> {
-        (**self).dead_letter(group, main, entry, letter)
-    }
-    fn dead_letters<'a>(
-        &'a self,
-        group: &'a str,
-        streams: &'a [Arc<str>],
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<DeadLetter>>> {
-        (**self).dead_letters(group, streams, limit)
-    }
-    fn replay<'a>(&'a self, letter: &'a DeadLetter) -> BoxFuture<'a, Result<()>> {
-        (**self).replay(letter)
-    }
-    fn purge_dead_letters<'a>(&'a self, letters: &'a [DeadLetter]) -> BoxFuture<'a, Result<usize>> {
-        (**self).purge_dead_letters(letters)
-    }
-    fn last_id<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<EntryId>> {
-        (**self).last_id(stream)
-    }
-    fn read_streams<'a>(
-        &'a self,
-        cursors: &'a [(Arc<str>, EntryId)],
-        count: usize,
-        block: Option<Duration>,
-    ) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
-        (**self).read_streams(cursors, count, block)
-    }
-    fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<()>> {
-        (**self).maintain(stream)
-    }
-    fn groups<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
-        (**self).groups(stream)
-    }
-    fn settled<'a>(&'a self, group: &'a str, checks: &'a [SettleCheck]) -> BoxFuture<'a, Result<bool>> {
-        (**self).settled(group, checks)
-    }
+    delegate_message_queue!(|q| (**q));
 }

@@ -1244,3 +1244,34 @@ pub async fn dead_letters_per_group_and_purge(queue: Arc<dyn MessageQueue>) {
     shutdown(failing).await;
     shutdown(fine).await;
 }
+
+/// A queue that keeps `guard` alive for as long as the queue (or a clone) lives: hand a
+/// conformance case a queue whose backing server (a test `redis-server` process, a temp dir)
+/// goes away with it.
+#[derive(Clone)]
+pub struct Guarded<Q> {
+    queue: Q,
+    _guard: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl<Q> Guarded<Q> {
+    /// `queue`, keeping `guard` alive as long as it lives.
+    pub fn new(queue: Q, guard: impl std::any::Any + Send + Sync) -> Self {
+        Guarded { queue, _guard: Arc::new(guard) }
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &Q {
+        &self.queue
+    }
+}
+
+impl<Q: std::fmt::Debug> std::fmt::Debug for Guarded<Q> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded").field("queue", &self.queue).finish_non_exhaustive()
+    }
+}
+
+impl<Q: MessageQueue> MessageQueue for Guarded<Q> {
+    crate::queue::delegate_message_queue!(|g| g.queue);
+}

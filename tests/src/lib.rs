@@ -10,7 +10,6 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What to do when `redis-server` is missing.
@@ -191,139 +190,12 @@ pub async fn redis_queue() -> (event_redis::RedisQueue, RedisServer) {
 /// A [`RedisQueue`](event_redis::RedisQueue) that owns its private server: the server is killed
 /// when the last clone of the queue is dropped. For suites that take only a queue, such as
 /// `event_core::conformance_suite!`.
-#[derive(Debug, Clone)]
-pub struct ServerQueue {
-    queue: event_redis::RedisQueue,
-    _server: Arc<RedisServer>,
-}
+pub type ServerQueue = event_core::testing::Guarded<event_redis::RedisQueue>;
 
-impl ServerQueue {
-    /// Starts a private server and connects to it.
-    pub async fn start() -> ServerQueue {
-        let (queue, server) = redis_queue().await;
-        ServerQueue { queue, _server: Arc::new(server) }
-    }
-
-    /// The queue.
-    pub fn queue(&self) -> &event_redis::RedisQueue {
-        &self.queue
-    }
-}
-
-mod delegate {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use event_core::envelope::Envelope;
-    use event_core::queue::{
-        Append, BoxFuture, DeadLetter, EntryId, GroupStart, MessageQueue, NewDeadLetter, ReadGroup, SettleCheck,
-        StreamEntry,
-    };
-    use event_core::Result;
-
-    use super::ServerQueue;
-
-    impl MessageQueue for ServerQueue {
-        fn append<'a>(&'a self, batch: &'a [Append]) -> BoxFuture<'a, Result<Vec<EntryId>>> {
-            self.queue.append(batch)
-        }
-        fn append_raw<'a>(
-            &'a self,
-            stream: &'a str,
-            fields: &'a [(&'a str, &'a [u8])],
-        ) -> BoxFuture<'a, Result<EntryId>> {
-            self.queue.append_raw(stream, fields)
-        }
-        fn ensure_group<'a>(&'a self, stream: &'a str, group: &'a str, start: GroupStart) -> BoxFuture<'a, Result<()>> {
-            self.queue.ensure_group(stream, group, start)
-        }
-        fn read_group<'a>(&'a self, req: ReadGroup<'a>) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
-            self.queue.read_group(req)
-        }
-        fn ack<'a>(&'a self, group: &'a str, entries: &'a [(Arc<str>, EntryId)]) -> BoxFuture<'a, Result<()>> {
-            self.queue.ack(group, entries)
-        }
-        fn claim_idle<'a>(
-            &'a self,
-            group: &'a str,
-            consumer: &'a str,
-            stream: &'a Arc<str>,
-            min_idle: Duration,
-            count: usize,
-        ) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
-            self.queue.claim_idle(group, consumer, stream, min_idle, count)
-        }
-        fn keep_alive<'a>(
-            &'a self,
-            group: &'a str,
-            consumer: &'a str,
-            entries: &'a [(Arc<str>, EntryId)],
-        ) -> BoxFuture<'a, Result<()>> {
-            self.queue.keep_alive(group, consumer, entries)
-        }
-        fn retry_later<'a>(
-            &'a self,
-            group: &'a str,
-            main: &'a str,
-            entry: &'a StreamEntry,
-            retry: &'a Envelope,
-            due_ms: u64,
-        ) -> BoxFuture<'a, Result<()>> {
-            self.queue.retry_later(group, main, entry, retry, due_ms)
-        }
-        fn promote_due<'a>(
-            &'a self,
-            group: &'a str,
-            stream: &'a Arc<str>,
-            now_ms: u64,
-            limit: usize,
-        ) -> BoxFuture<'a, Result<(usize, Option<u64>)>> {
-            self.queue.promote_due(group, stream, now_ms, limit)
-        }
-        fn dead_letter<'a>(
-            &'a self,
-            group: &'a str,
-            main: &'a str,
-            entry: &'a StreamEntry,
-            letter: NewDeadLetter<'a>,
-        ) -> BoxFuture<'a, Result<()>> {
-            self.queue.dead_letter(group, main, entry, letter)
-        }
-        fn dead_letters<'a>(
-            &'a self,
-            group: &'a str,
-            streams: &'a [Arc<str>],
-            limit: usize,
-        ) -> BoxFuture<'a, Result<Vec<DeadLetter>>> {
-            self.queue.dead_letters(group, streams, limit)
-        }
-        fn replay<'a>(&'a self, letter: &'a DeadLetter) -> BoxFuture<'a, Result<()>> {
-            self.queue.replay(letter)
-        }
-        fn purge_dead_letters<'a>(&'a self, letters: &'a [DeadLetter]) -> BoxFuture<'a, Result<usize>> {
-            self.queue.purge_dead_letters(letters)
-        }
-        fn last_id<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<EntryId>> {
-            self.queue.last_id(stream)
-        }
-        fn read_streams<'a>(
-            &'a self,
-            cursors: &'a [(Arc<str>, EntryId)],
-            count: usize,
-            block: Option<Duration>,
-        ) -> BoxFuture<'a, Result<Vec<StreamEntry>>> {
-            self.queue.read_streams(cursors, count, block)
-        }
-        fn settled<'a>(&'a self, group: &'a str, checks: &'a [SettleCheck]) -> BoxFuture<'a, Result<bool>> {
-            self.queue.settled(group, checks)
-        }
-        fn maintain<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<()>> {
-            self.queue.maintain(stream)
-        }
-        fn groups<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
-            self.queue.groups(stream)
-        }
-    }
+/// Starts a private server and connects a [`ServerQueue`] to it.
+pub async fn server_queue() -> ServerQueue {
+    let (queue, server) = redis_queue().await;
+    ServerQueue::new(queue, server)
 }
 
 /// The README's Rust examples, compiled and run as doc tests.

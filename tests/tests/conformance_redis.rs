@@ -4,4 +4,4 @@ use std::sync::Arc;
 
 use event_core::MessageQueue;
 
-event_core::conformance_suite!(async { Arc::new(tests::ServerQueue::start().await) as Arc<dyn MessageQueue> });
+event_core::conformance_suite!(async { Arc::new(tests::server_queue().await) as Arc<dyn MessageQueue> });

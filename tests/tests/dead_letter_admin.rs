@@ -200,7 +200,7 @@ async fn in_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis() {
-    scenario(Arc::new(tests::ServerQueue::start().await)).await;
+    scenario(Arc::new(tests::server_queue().await)).await;
 }
 
 #[tokio::test]
