@@ -274,7 +274,11 @@ pub fn now_ms() -> u64 {
 /// The 74 random bits come from the thread-local generator (no system call per id); ids made
 /// in the same millisecond are unique but not ordered among themselves.
 pub fn new_event_id() -> String {
-    let ms = now_ms();
+    event_id_at(now_ms())
+}
+
+/// A fresh event id for an event produced at `ms` (unix milliseconds).
+pub fn event_id_at(ms: u64) -> String {
     let random: [u8; 10] = rand::random();
     let id = uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];

@@ -123,10 +123,10 @@ impl State {
         self.streams.get_mut(key).expect("inserted above")
     }
 
-    fn append(&mut self, key: &str, body: EntryBody) -> EntryId {
+    /// Appends at time `now` (unix ms; read once per batch by the caller).
+    fn append(&mut self, key: &str, body: EntryBody, now: u64) -> EntryId {
         let cap = self.max_len.unwrap_or(DEFAULT_MAX_STREAM_LEN);
         let stream = self.stream(key);
-        let now = now_ms();
         let id = if now > stream.last.ms {
             EntryId { ms: now, seq: 0 }
         } else {
@@ -300,7 +300,8 @@ impl MessageQueue for InMemoryQueue {
     fn append<'a>(&'a self, batch: &'a [Append]) -> BoxFuture<'a, Result<Vec<EntryId>>> {
         let ids = {
             let mut state = self.lock();
-            batch.iter().map(|a| state.append(&a.stream, EntryBody::Envelope(a.envelope.clone()))).collect()
+            let now = now_ms();
+            batch.iter().map(|a| state.append(&a.stream, EntryBody::Envelope(a.envelope.clone()), now)).collect()
         };
         self.shared.appended.notify_waiters();
         ok(Ok(ids))
@@ -308,7 +309,7 @@ impl MessageQueue for InMemoryQueue {
 
     fn append_raw<'a>(&'a self, stream: &'a str, fields: &'a [(&'a str, &'a [u8])]) -> BoxFuture<'a, Result<EntryId>> {
         let body = EntryBody::Fields(fields.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec())).collect());
-        let id = self.lock().append(stream, body);
+        let id = self.lock().append(stream, body, now_ms());
         self.shared.appended.notify_waiters();
         ok(Ok(id))
     }
@@ -467,7 +468,7 @@ impl MessageQueue for InMemoryQueue {
         if moved > 0 {
             let due_key = due_stream_key(stream, group);
             for env in due {
-                state.append(&due_key, EntryBody::Envelope(Arc::new(env)));
+                state.append(&due_key, EntryBody::Envelope(Arc::new(env)), now_ms);
             }
             drop(state);
             self.shared.appended.notify_waiters();
@@ -578,7 +579,7 @@ impl MessageQueue for InMemoryQueue {
                 EntryBody::Fields(fields)
             }
         };
-        state.append(&due_stream_key(&letter.stream, &letter.group), body);
+        state.append(&due_stream_key(&letter.stream, &letter.group), body, now_ms());
         drop(state);
         self.shared.appended.notify_waiters();
         ok(Ok(()))

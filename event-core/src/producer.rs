@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::envelope::{new_event_id, now_ms, ContentType, Envelope, DEFAULT_MAX_PAYLOAD};
+use crate::envelope::{now_ms, ContentType, Envelope, DEFAULT_MAX_PAYLOAD};
 use crate::queue::{Append, MessageQueue};
 use crate::{Error, Event, Result};
 
@@ -90,12 +90,13 @@ impl EventProducer {
                 limit: self.max_payload,
             });
         }
+        let ts = now_ms();
         Ok(Envelope {
-            id: new_event_id(),
+            id: crate::envelope::event_id_at(ts),
             name: E::NAME.to_owned(),
             domain: E::DOMAIN.to_owned(),
             source: self.source.to_string(),
-            ts: now_ms(),
+            ts,
             attempt: 1,
             cid: self.correlation_id.as_deref().map(str::to_owned),
             ct: self.content_type,

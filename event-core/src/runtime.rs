@@ -402,15 +402,21 @@ async fn run_acker(
     }
 }
 
+/// Waits for one free slot, then takes every other free one (up to `max`) in one go.
 async fn read_with_permits(slots: &Arc<Semaphore>, max: usize) -> Option<Vec<tokio::sync::OwnedSemaphorePermit>> {
-    let first = slots.clone().acquire_owned().await.ok()?;
-    let mut permits = vec![first];
-    while permits.len() < max {
-        match slots.clone().try_acquire_owned() {
-            Ok(p) => permits.push(p),
-            Err(_) => break,
+    let mut all = slots.clone().acquire_owned().await.ok()?;
+    let more = slots.available_permits().min(max.saturating_sub(1));
+    if more > 0 {
+        if let Ok(extra) = slots.clone().try_acquire_many_owned(u32::try_from(more).unwrap_or(u32::MAX)) {
+            all.merge(extra);
         }
     }
+    let n = all.num_permits();
+    let mut permits = Vec::with_capacity(n);
+    while let Some(one) = if all.num_permits() > 1 { all.split(1) } else { None } {
+        permits.push(one);
+    }
+    permits.push(all);
     Some(permits)
 }
 
