@@ -4,7 +4,39 @@
 //! `#[anycast_event]`, handle them with `#[handler]` async functions, publish them with
 //! [`EventProducer`], and run every handler linked into the binary with [`EventDispatcher`].
 //!
-//! See the repository README for the full guide; the public API is described in `DESIGN.md`.
+//! ```
+//! use std::time::Duration;
+//! use event_core::prelude::*;
+//!
+//! #[anycast_event(domain = "bgtask")]
+//! #[derive(Debug, Clone)]
+//! pub struct BgtaskDoneEvent { pub task_id: String }
+//!
+//! #[handler(max_attempts = 5, backoff = "exponential", base_delay = "100ms")]
+//! async fn record_done(meta: EventMeta, ev: BgtaskDoneEvent) -> Result<(), HandlerError> {
+//!     println!("task {} done (attempt {})", ev.task_id, meta.attempt);
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let queue = InMemoryQueue::new(); // production: event_redis::RedisQueue
+//!     let running = EventDispatcher::builder(queue.clone()).group("manager").discover().build()?.start().await?;
+//!     EventProducer::new(queue, "manager-1").produce(&BgtaskDoneEvent { task_id: "t-1".into() }).await?;
+//!     running.drain().await;
+//!     running.shutdown(Duration::from_secs(5)).await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! - Delivery: anycast events go to one instance of each consumer group, at least once, with
+//!   retries, backoff and dead letters; broadcast events go to every live subscriber, once.
+//! - Backends implement [`MessageQueue`]: [`InMemoryQueue`] here, `event_redis::RedisQueue` for
+//!   Redis Streams; both pass the conformance suite in [`testing`].
+//! - Handlers in another crate are only found if the binary names that crate
+//!   (`use my_handlers as _;`): `inventory` registrations of an unlinked crate disappear.
+//!
+//! The repository README is the full guide (wire format, keys, operations, performance).
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
