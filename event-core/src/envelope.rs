@@ -180,74 +180,33 @@ impl Envelope {
         fields: &[(K, V)],
         max_payload: usize,
     ) -> Result<Envelope, DecodeError> {
-        const NAMES: [&str; 12] =
-            ["v", "id", "name", "domain", "source", "ts", "attempt", "cid", "ct", "data", "h", "tp"];
-        const V: usize = 0;
-        const ID: usize = 1;
-        const NAME: usize = 2;
-        const DOMAIN: usize = 3;
-        const SOURCE: usize = 4;
-        const TS: usize = 5;
-        const ATTEMPT: usize = 6;
-        const CID: usize = 7;
-        const CT: usize = 8;
-        const DATA: usize = 9;
-        const H: usize = 10;
-        const TP: usize = 11;
-        // One pass over the fields (the first of a repeated name wins), no allocation until the
-        // envelope is built.
-        let mut slots: [Option<&[u8]>; 12] = [None; 12];
-        for (k, v) in fields {
-            if let Some(i) = NAMES.iter().position(|n| n.as_bytes() == k.as_ref()) {
-                slots[i].get_or_insert(v.as_ref());
-            }
-        }
-        let name = slots[NAME].and_then(|v| std::str::from_utf8(v).ok());
-        let fail = |reason: String| DecodeError { reason, name: name.map(str::to_owned) };
-        let text = |i: usize| -> Result<&str, DecodeError> {
-            let v = slots[i].ok_or_else(|| fail(format!("missing field `{}`", NAMES[i])))?;
-            std::str::from_utf8(v).map_err(|_| fail(format!("field `{}` is not UTF-8", NAMES[i])))
+        let checked = Checked::new(fields, max_payload)?;
+        let text = |i: usize| checked.slot(fields, i).map(|v| String::from_utf8_lossy(v).into_owned());
+        Ok(checked.build(
+            |i| text(i).unwrap_or_default(),
+            text,
+            |i| checked.slot(fields, i).unwrap_or_default().to_vec(),
+        ))
+    }
+
+    /// Like [`from_fields`](Self::from_fields), taking the fields: the text fields and the
+    /// payload move into the envelope without copies (what a backend that already owns the
+    /// reply's buffers wants). On failure the fields come back untouched, with the reason.
+    #[allow(clippy::type_complexity)]
+    pub fn from_owned_fields(
+        mut fields: Vec<(Vec<u8>, Vec<u8>)>,
+        max_payload: usize,
+    ) -> Result<Envelope, (DecodeError, Vec<(Vec<u8>, Vec<u8>)>)> {
+        let checked = match Checked::new(&fields, max_payload) {
+            Ok(c) => c,
+            Err(e) => return Err((e, fields)),
         };
-        let number = |i: usize| -> Result<u64, DecodeError> {
-            text(i)?.parse::<u64>().map_err(|_| fail(format!("field `{}` is not a number", NAMES[i])))
-        };
-        let optional = |i: usize| -> Result<Option<&str>, DecodeError> {
-            match slots[i] {
-                None => Ok(None),
-                Some(_) => text(i).map(Some),
-            }
-        };
-        let v = number(V)?;
-        if v != u64::from(FORMAT_VERSION) {
-            return Err(fail(format!("unsupported format version {v}")));
-        }
-        let ct_raw = slots[CT].ok_or_else(|| fail("missing field `ct`".into()))?;
-        let ct = ContentType::parse(ct_raw)
-            .ok_or_else(|| fail(format!("unknown content type `{}`", String::from_utf8_lossy(ct_raw))))?;
-        let data = slots[DATA].ok_or_else(|| fail("missing field `data`".into()))?;
-        if data.len() > max_payload {
-            return Err(fail(format!("payload of {} bytes is over the limit of {max_payload} bytes", data.len())));
-        }
-        let event_name = text(NAME)?;
-        if event_name.is_empty() {
-            return Err(fail("empty field `name`".into()));
-        }
-        let attempt = number(ATTEMPT)?;
-        let attempt =
-            u32::try_from(attempt).ok().filter(|a| *a >= 1).ok_or_else(|| fail(format!("bad attempt {attempt}")))?;
-        Ok(Envelope {
-            id: text(ID)?.to_owned(),
-            name: event_name.to_owned(),
-            domain: text(DOMAIN)?.to_owned(),
-            source: text(SOURCE)?.to_owned(),
-            ts: number(TS)?,
-            attempt,
-            cid: optional(CID)?.map(str::to_owned),
-            ct,
-            data: data.to_vec(),
-            handlers: optional(H)?.map(|h| h.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()),
-            traceparent: optional(TP)?.map(str::to_owned),
-        })
+        let slots = checked.slots;
+        let fields = std::cell::RefCell::new(&mut fields);
+        let take = |i: usize| -> Option<Vec<u8>> { slots[i].map(|at| std::mem::take(&mut fields.borrow_mut()[at].1)) };
+        // Every text field was checked to be UTF-8, so these conversions do not fail.
+        let text = |i: usize| take(i).map(|v| String::from_utf8(v).unwrap_or_default());
+        Ok(checked.build(|i| text(i).unwrap_or_default(), text, |i| take(i).unwrap_or_default()))
     }
 
     /// The [`EventMeta`](crate::EventMeta) of this entry.
@@ -283,4 +242,149 @@ pub fn event_id_at(ms: u64) -> String {
     let id = uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     id.hyphenated().encode_lower(&mut buf).to_owned()
+}
+
+const FIELD_NAMES: [&str; 12] =
+    ["v", "id", "name", "domain", "source", "ts", "attempt", "cid", "ct", "data", "h", "tp"];
+const F_V: usize = 0;
+const F_ID: usize = 1;
+const F_NAME: usize = 2;
+const F_DOMAIN: usize = 3;
+const F_SOURCE: usize = 4;
+const F_TS: usize = 5;
+const F_ATTEMPT: usize = 6;
+const F_CID: usize = 7;
+const F_CT: usize = 8;
+const F_DATA: usize = 9;
+const F_H: usize = 10;
+const F_TP: usize = 11;
+
+/// The fields of an entry, located (one pass; the first of a repeated name wins) and checked:
+/// everything but moving the values into an [`Envelope`].
+struct Checked {
+    slots: [Option<usize>; 12],
+    ts: u64,
+    attempt: u32,
+    ct: ContentType,
+}
+
+impl Checked {
+    fn new<K: AsRef<[u8]>, V: AsRef<[u8]>>(fields: &[(K, V)], max_payload: usize) -> Result<Checked, DecodeError> {
+        let mut slots: [Option<usize>; 12] = [None; 12];
+        for (at, (k, _)) in fields.iter().enumerate() {
+            if let Some(i) = FIELD_NAMES.iter().position(|n| n.as_bytes() == k.as_ref()) {
+                slots[i].get_or_insert(at);
+            }
+        }
+        let value = |i: usize| slots[i].map(|at| fields[at].1.as_ref());
+        let name = value(F_NAME).and_then(|v| std::str::from_utf8(v).ok());
+        let fail = |reason: String| DecodeError { reason, name: name.map(str::to_owned) };
+        let text = |i: usize| -> Result<&str, DecodeError> {
+            let v = value(i).ok_or_else(|| fail(format!("missing field `{}`", FIELD_NAMES[i])))?;
+            std::str::from_utf8(v).map_err(|_| fail(format!("field `{}` is not UTF-8", FIELD_NAMES[i])))
+        };
+        let number = |i: usize| -> Result<u64, DecodeError> {
+            text(i)?.parse::<u64>().map_err(|_| fail(format!("field `{}` is not a number", FIELD_NAMES[i])))
+        };
+        let v = number(F_V)?;
+        if v != u64::from(FORMAT_VERSION) {
+            return Err(fail(format!("unsupported format version {v}")));
+        }
+        let ct_raw = value(F_CT).ok_or_else(|| fail("missing field `ct`".into()))?;
+        let ct = ContentType::parse(ct_raw)
+            .ok_or_else(|| fail(format!("unknown content type `{}`", String::from_utf8_lossy(ct_raw))))?;
+        let data = value(F_DATA).ok_or_else(|| fail("missing field `data`".into()))?;
+        if data.len() > max_payload {
+            return Err(fail(format!("payload of {} bytes is over the limit of {max_payload} bytes", data.len())));
+        }
+        if text(F_NAME)?.is_empty() {
+            return Err(fail("empty field `name`".into()));
+        }
+        let attempt = number(F_ATTEMPT)?;
+        let attempt =
+            u32::try_from(attempt).ok().filter(|a| *a >= 1).ok_or_else(|| fail(format!("bad attempt {attempt}")))?;
+        for i in [F_ID, F_DOMAIN, F_SOURCE] {
+            text(i)?;
+        }
+        for i in [F_CID, F_H, F_TP] {
+            if value(i).is_some() {
+                text(i)?;
+            }
+        }
+        Ok(Checked { slots, ts: number(F_TS)?, attempt, ct })
+    }
+
+    fn slot<'f, K: AsRef<[u8]>, V: AsRef<[u8]>>(&self, fields: &'f [(K, V)], i: usize) -> Option<&'f [u8]> {
+        self.slots[i].map(|at| fields[at].1.as_ref())
+    }
+
+    /// Builds the envelope from the checked fields: `text` for required text fields, `optional`
+    /// for optional ones, `bytes` for the payload.
+    fn build(
+        &self,
+        text: impl Fn(usize) -> String,
+        optional: impl Fn(usize) -> Option<String>,
+        bytes: impl Fn(usize) -> Vec<u8>,
+    ) -> Envelope {
+        Envelope {
+            id: text(F_ID),
+            name: text(F_NAME),
+            domain: text(F_DOMAIN),
+            source: text(F_SOURCE),
+            ts: self.ts,
+            attempt: self.attempt,
+            cid: optional(F_CID),
+            ct: self.ct,
+            data: bytes(F_DATA),
+            handlers: optional(F_H).map(|h| h.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+            traceparent: optional(F_TP),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope {
+            id: "0190b6c2-0000-7000-8000-000000000000".into(),
+            name: "job".into(),
+            domain: "d".into(),
+            source: "s".into(),
+            ts: 1_700_000_000_000,
+            attempt: 2,
+            cid: Some("c".into()),
+            ct: ContentType::MsgPack,
+            data: vec![1, 2, 3],
+            handlers: Some(vec!["a".into(), "b".into()]),
+            traceparent: None,
+        }
+    }
+
+    fn owned(env: &Envelope) -> Vec<(Vec<u8>, Vec<u8>)> {
+        env.to_fields().into_iter().map(|(k, v)| (k.as_bytes().to_vec(), v)).collect()
+    }
+
+    #[test]
+    fn owned_and_borrowed_decoding_agree() {
+        let env = sample();
+        let fields = owned(&env);
+        assert_eq!(Envelope::from_fields(&fields, 1024).unwrap(), env);
+        assert_eq!(Envelope::from_owned_fields(fields, 1024).unwrap(), env);
+    }
+
+    #[test]
+    fn failed_owned_decoding_gives_the_fields_back() {
+        let mut fields = owned(&sample());
+        fields.retain(|(k, _)| k != b"ts");
+        let before = fields.clone();
+        let (err, back) = Envelope::from_owned_fields(fields, 1024).unwrap_err();
+        assert_eq!(err.reason, "missing field `ts`");
+        assert_eq!(err.name.as_deref(), Some("job"));
+        assert_eq!(back, before);
+        let (err, _) = Envelope::from_owned_fields(owned(&sample()), 2).unwrap_err();
+        assert!(err.reason.contains("over the limit"), "{}", err.reason);
+    }
 }

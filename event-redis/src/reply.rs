@@ -99,7 +99,13 @@ fn entries_of(stream: &Arc<str>, v: Value, deliveries: u32, out: &mut Vec<Stream
             continue;
         }
         let id = entry_id(&id, "XREAD")?;
-        out.push(StreamEntry { stream: stream.clone(), id, body: EntryBody::Fields(fields_owned(f)), deliveries });
+        // Decode here, moving the reply's buffers into the envelope; an entry that does not
+        // decode keeps its raw fields, and the dispatcher dead-letters it with the reason.
+        let body = match event_core::envelope::Envelope::from_owned_fields(fields_owned(f), usize::MAX) {
+            Ok(env) => EntryBody::Envelope(Arc::new(env)),
+            Err((_, fields)) => EntryBody::Fields(fields),
+        };
+        out.push(StreamEntry { stream: stream.clone(), id, body, deliveries });
     }
     Ok(())
 }
