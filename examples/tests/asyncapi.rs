@@ -346,11 +346,9 @@ fn official_asyncapi_parser_accepts_the_document() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("asyncapi-parser");
     if !dir.join("node_modules/@asyncapi/parser/package.json").exists() {
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let install = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-            .arg(&dir)
-            .arg(PARSER)
-            .output();
+        let mut npm = Command::new("npm");
+        npm.args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"]).arg(&dir).arg(PARSER);
+        let install = output_within(npm, std::time::Duration::from_secs(300));
         match install {
             Ok(o) if o.status.success() => {}
             Ok(o) => return skip(format!("`npm install {PARSER}` failed: {}", String::from_utf8_lossy(&o.stderr))),
@@ -376,7 +374,9 @@ const { Parser } = require('@asyncapi/parser');
 "#,
     )
     .expect("script written");
-    let checked = Command::new("node").arg(&script).arg(&doc_path).current_dir(&dir).output().expect("node runs");
+    let mut node = Command::new("node");
+    node.arg(&script).arg(&doc_path).current_dir(&dir);
+    let checked = output_within(node, std::time::Duration::from_secs(120)).expect("node runs");
     let _ = std::fs::remove_file(&doc_path);
     let report = String::from_utf8_lossy(&checked.stdout);
     assert!(
@@ -386,4 +386,23 @@ const { Parser } = require('@asyncapi/parser');
     );
     let warnings: Vec<&str> = report.lines().filter(|l| l.starts_with("warning")).collect();
     assert!(warnings.is_empty(), "the AsyncAPI parser warns:\n{}", warnings.join("\n"));
+}
+
+/// Runs `cmd` to completion, or kills it after `limit` (an `Err` then): a test never hangs on
+/// the network or a stuck child.
+fn output_within(mut cmd: Command, limit: std::time::Duration) -> std::io::Result<std::process::Output> {
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if child.try_wait()?.is_some() {
+            return child.wait_with_output();
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no result within {limit:?}")));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
