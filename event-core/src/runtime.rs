@@ -306,16 +306,7 @@ impl Runtime {
                 (*h, outcome)
             }
         });
-        // One handler (the common case) runs inline; several run concurrently.
-        let outcomes: Vec<_> = if handlers.len() == 1 {
-            let mut runs = runs;
-            match runs.next() {
-                Some(run) => vec![run.await],
-                None => Vec::new(),
-            }
-        } else {
-            futures_util::future::join_all(runs).await
-        };
+        let outcomes = run_all(runs).await;
         let mut retry_names = Vec::new();
         let mut retry_delay: Option<Duration> = None;
         let mut any_failed = false;
@@ -362,14 +353,7 @@ impl Runtime {
             }
         };
         let Some(handlers) = b.handlers.get(env.name.as_str()) else { return };
-        let runs = handlers.iter().map(|h| self.invoke(h, &env, env.attempt, ""));
-        if handlers.len() == 1 {
-            for run in runs {
-                run.await;
-            }
-        } else {
-            futures_util::future::join_all(runs).await;
-        }
+        run_all(handlers.iter().map(|h| self.invoke(h, &env, env.attempt, ""))).await;
     }
 }
 
@@ -425,9 +409,6 @@ type Permit = tokio::sync::OwnedSemaphorePermit;
 /// Hands a batch of entries to one task that runs them concurrently (one task per batch, not
 /// per entry); each entry's slot is freed as soon as it settles.
 fn spawn_anycast(rt: &Arc<Runtime>, g: &Arc<GroupRt>, batch: Vec<(StreamEntry, Permit)>) {
-    if batch.is_empty() {
-        return;
-    }
     {
         let mut held = lock(&g.held);
         for (e, _) in &batch {
@@ -435,20 +416,52 @@ fn spawn_anycast(rt: &Arc<Runtime>, g: &Arc<GroupRt>, batch: Vec<(StreamEntry, P
         }
     }
     let (rt, g) = (rt.clone(), g.clone());
+    spawn_batch(batch, move |entry| {
+        let (rt, g) = (rt.clone(), g.clone());
+        async move {
+            rt.process_anycast(&g, &entry).await;
+            lock(&g.held).remove(&(entry.stream.clone(), entry.id));
+        }
+    });
+}
+
+/// Runs a batch of entries in one task (not one task per entry), all concurrently; each
+/// entry's slot is freed as soon as its own run ends.
+fn spawn_batch<F, Fut>(batch: Vec<(StreamEntry, Permit)>, run: F)
+where
+    F: Fn(StreamEntry) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    if batch.is_empty() {
+        return;
+    }
     tokio::spawn(async move {
         let mut running: FuturesUnordered<_> = batch
             .into_iter()
             .map(|(entry, permit)| {
-                let (rt, g) = (&rt, &g);
+                let done = run(entry);
                 async move {
-                    rt.process_anycast(g, &entry).await;
-                    lock(&g.held).remove(&(entry.stream.clone(), entry.id));
+                    done.await;
                     drop(permit);
                 }
             })
             .collect();
         while running.next().await.is_some() {}
     });
+}
+
+/// Awaits the runs of one entry's handlers: the only one inline (the common case), several
+/// concurrently.
+async fn run_all<F: std::future::Future>(runs: impl ExactSizeIterator<Item = F>) -> Vec<F::Output> {
+    if runs.len() == 1 {
+        let mut out = Vec::with_capacity(1);
+        for run in runs {
+            out.push(run.await);
+        }
+        out
+    } else {
+        futures_util::future::join_all(runs).await
+    }
 }
 
 /// Pairs each entry with a slot: the permits taken before reading, then (if the backend
@@ -691,23 +704,16 @@ async fn run_broadcast(rt: Arc<Runtime>, b: Arc<BroadcastRt>, stop: watch::Recei
                 let mut permits = permits;
                 let Some(batch) = with_permits(&b.slots, entries, &mut permits).await else { return };
                 let (rt, b) = (rt.clone(), b.clone());
-                tokio::spawn(async move {
-                    let mut running: FuturesUnordered<_> = batch
-                        .into_iter()
-                        .map(|(entry, permit)| {
-                            let (rt, b) = (&rt, &b);
-                            async move {
-                                rt.process_broadcast(b, &entry).await;
-                                if let Some(group) = &rt.settings.subscriber {
-                                    let acks = [(entry.stream.clone(), entry.id)];
-                                    persist("acking", || rt.queue.ack(group, &acks)).await;
-                                }
-                                lock(&b.progress).in_flight -= 1;
-                                drop(permit);
-                            }
-                        })
-                        .collect();
-                    while running.next().await.is_some() {}
+                spawn_batch(batch, move |entry| {
+                    let (rt, b) = (rt.clone(), b.clone());
+                    async move {
+                        rt.process_broadcast(&b, &entry).await;
+                        if let Some(group) = &rt.settings.subscriber {
+                            let acks = [(entry.stream.clone(), entry.id)];
+                            persist("acking", || rt.queue.ack(group, &acks)).await;
+                        }
+                        lock(&b.progress).in_flight -= 1;
+                    }
                 });
             }
             Err(e) => {

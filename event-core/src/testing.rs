@@ -885,12 +885,25 @@ pub async fn concurrency_bounds_in_flight(queue: Arc<dyn MessageQueue>) {
 /// Entries read by a consumer that died (never acked) are reclaimed by a live consumer after
 /// `claim_idle`; the reclaim is the second delivery, so `meta.attempt == 2`.
 pub async fn idle_entries_are_reclaimed(queue: Arc<dyn MessageQueue>) {
-    const GROUP: &str = "reclaim";
-    ensure_task_group(&queue, GROUP).await;
-    produce_batch(&producer(&queue), &tasks(0..3)).await;
-    read_without_ack(&queue, GROUP, "dead", 3).await;
+    second_delivery_of_pending(&queue, "reclaim", "dead", "rescuer", Duration::from_millis(200), 3).await;
+}
+
+/// Leaves `count` tasks pending with consumer `reader` (read, never acked), then runs consumer
+/// `consumer` with `claim_idle`: each entry must be handled once, as its second delivery.
+async fn second_delivery_of_pending(
+    queue: &Arc<dyn MessageQueue>,
+    group: &str,
+    reader: &str,
+    consumer: &str,
+    claim_idle: Duration,
+    count: u32,
+) {
+    ensure_task_group(queue, group).await;
+    produce_batch(&producer(queue), &tasks(0..count)).await;
+    read_without_ack(queue, group, reader, count as usize).await;
     let log: Log<(u32, u32)> = Log::new();
-    let d = build(builder(&queue, GROUP, "rescuer").claim_idle(Duration::from_millis(200)), "the rescuer");
+    let what = format!("consumer `{consumer}`");
+    let d = build(builder(queue, group, consumer).claim_idle(claim_idle), &what);
     let l = log.clone();
     d.consume::<Task, _, _>(move |ev, meta| {
         let l = l.clone();
@@ -899,13 +912,13 @@ pub async fn idle_entries_are_reclaimed(queue: Arc<dyn MessageQueue>) {
             Ok(())
         }
     });
-    let running = start(d, "the rescuer").await;
-    drained(&running, "entries left pending by a dead consumer").await;
+    let running = start(d, &what).await;
+    drained(&running, &format!("entries left pending by consumer `{reader}`")).await;
     let log = log.get();
-    assert_each_once("reclaimed entries", &log.iter().map(|(n, _)| *n).collect::<Vec<_>>(), 0..3);
+    assert_each_once("pending entries", &log.iter().map(|(n, _)| *n).collect::<Vec<_>>(), 0..count);
     assert!(
         log.iter().all(|(_, a)| *a == 2),
-        "conformance: a reclaimed entry is its second delivery, so attempt 2; saw (event, attempt) {log:?}"
+        "conformance: a pending entry delivered again is its second delivery, so attempt 2; saw (event, attempt) {log:?}"
     );
     shutdown(running).await;
 }
@@ -956,29 +969,7 @@ pub async fn delivery_count_bounds_attempts(queue: Arc<dyn MessageQueue>) {
 /// A restarted consumer (same name) re-reads its own pending entries at once, well before
 /// `claim_idle` (60 s here) would let anyone reclaim them.
 pub async fn own_pending_reread_on_restart(queue: Arc<dyn MessageQueue>) {
-    const GROUP: &str = "restart";
-    ensure_task_group(&queue, GROUP).await;
-    produce_batch(&producer(&queue), &tasks(0..4)).await;
-    read_without_ack(&queue, GROUP, "c1", 4).await;
-    let log: Log<(u32, u32)> = Log::new();
-    let d = build(builder(&queue, GROUP, "c1").claim_idle(Duration::from_secs(60)), "the restarted consumer");
-    let l = log.clone();
-    d.consume::<Task, _, _>(move |ev, meta| {
-        let l = l.clone();
-        async move {
-            l.push((ev.n, meta.attempt));
-            Ok(())
-        }
-    });
-    let running = start(d, "the restarted consumer").await;
-    drained(&running, "the restarted consumer's own pending entries").await;
-    let log = log.get();
-    assert_each_once("own pending entries", &log.iter().map(|(n, _)| *n).collect::<Vec<_>>(), 0..4);
-    assert!(
-        log.iter().all(|(_, a)| *a == 2),
-        "conformance: a re-read pending entry is its second delivery, so attempt 2; saw (event, attempt) {log:?}"
-    );
-    shutdown(running).await;
+    second_delivery_of_pending(&queue, "restart", "c1", "c1", Duration::from_secs(60), 4).await;
 }
 
 /// A consumer whose handler runs for ~3x `claim_idle` keeps its entry fresh, also while it

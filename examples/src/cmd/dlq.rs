@@ -290,12 +290,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let bar = progress_bar(letters.len() as u64, "replaying");
     let replayed = admin.replay_many_with_progress(&letters, |done, _| bar.set_position(done as u64)).await;
     bar.finish_and_clear();
-    let replayed = replayed?;
-    let mut out = format!("replayed {replayed} dead letter{} ({})\n", plural(replayed), by_group(&letters));
-    if replayed < letters.len() {
-        out.push_str(&format!("{} were gone already (replayed or purged meanwhile)\n", letters.len() - replayed));
-    }
-    write_stdout(&out)?;
+    write_stdout(&bulk_summary("replayed", replayed?, &letters))?;
     Ok(())
 }
 
@@ -328,13 +323,17 @@ async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     let bar = progress_bar(letters.len() as u64, "purging");
     let purged = admin.purge_with_progress(&letters, |done, _| bar.set_position(done as u64)).await;
     bar.finish_and_clear();
-    let purged = purged?;
-    let mut out = format!("purged {purged} dead letter{} ({})\n", plural(purged), by_group(&letters));
-    if purged < letters.len() {
-        out.push_str(&format!("{} were gone already (replayed or purged meanwhile)\n", letters.len() - purged));
-    }
-    write_stdout(&out)?;
+    write_stdout(&bulk_summary("purged", purged?, &letters))?;
     Ok(())
+}
+
+/// `<verb> N dead letters (by group)`, and how many of `letters` were gone already.
+fn bulk_summary(verb: &str, done: usize, letters: &[DeadLetter]) -> String {
+    let mut out = format!("{verb} {done} dead letter{} ({})\n", plural(done), by_group(letters));
+    if done < letters.len() {
+        out.push_str(&format!("{} were gone already (replayed or purged meanwhile)\n", letters.len() - done));
+    }
+    out
 }
 
 #[cfg(test)]
